@@ -1,0 +1,42 @@
+"""The help line's web app: `create_app()` builds it; nothing is configured at import time."""
+from __future__ import annotations
+
+import os
+
+from flask import Flask, jsonify
+
+from . import extensions
+from .crypto import ensure_keys
+from .settings import DEFAULTS, from_environ
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Defaults, then the environment, then test_config; clients are built in extensions.init_app."""
+    test_config = dict(test_config or {})
+    instance = test_config.pop("INSTANCE_PATH", None) or os.environ.get("HELPLINE_INSTANCE_PATH")
+    app = Flask(__name__, instance_path=os.path.abspath(instance) if instance else None,
+                instance_relative_config=True)
+    app.config.from_mapping(DEFAULTS)
+    app.config.update(from_environ())
+    app.config.update(test_config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    ensure_keys(app.config, app.instance_path)
+
+    extensions.init_app(app)
+
+    from . import health, sms
+
+    app.register_blueprint(sms.bp)
+    app.register_blueprint(health.bp)
+    _register_error_pages(app)
+    return app
+
+
+def _register_error_pages(app: Flask) -> None:
+    """Bad input gets a short, clear answer; never a stack trace."""
+
+    def plain(error):
+        return jsonify(error=error.name, detail=error.description), error.code
+
+    for code in (400, 403, 404, 405, 413, 429, 503):
+        app.register_error_handler(code, plain)

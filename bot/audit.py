@@ -1,0 +1,30 @@
+"""The audit trail: who opened, claimed, transferred, ended or revealed what, and when; never content."""
+from __future__ import annotations
+
+import time
+
+import redis
+
+STREAM = "audit"
+ACTIONS = ("open", "claim", "release", "transfer", "end", "reveal", "note", "reply", "sign_in", "sign_out", "export")
+
+
+def record(client_or_pipe, actor: str, action: str, conv_id: str = "", detail: str = "") -> None:
+    """Append one entry. `detail` is a short non-personal word (an outcome, a counsellor name)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    client_or_pipe.xadd(STREAM, {"at": f"{time.time():.3f}", "actor": actor, "action": action,
+                                 "conv": conv_id, "detail": detail})
+
+
+def entries(client: redis.Redis, count: int = 500, conv_id: str | None = None) -> list[dict]:
+    """The newest entries first, optionally for one conversation."""
+    out = []
+    for entry_id, fields in client.xrevrange(STREAM, count=count if conv_id is None else None):
+        row = {k.decode(): v.decode() for k, v in fields.items()}
+        row["id"] = entry_id.decode()
+        if conv_id is None or row["conv"] == conv_id:
+            out.append(row)
+        if len(out) >= count:
+            break
+    return out

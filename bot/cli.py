@@ -1,0 +1,202 @@
+"""The `helpline` command: run the help line, talk to it, and check its flows, triage and resources."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+
+import click
+
+
+def _app():
+    from . import create_app
+
+    return create_app()
+
+
+@click.group()
+def main():
+    """The help line's operator commands."""
+
+
+@main.command()
+@click.option("--port", default=5000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--workers", default=2, show_default=True, help="gunicorn web processes")
+def run(port, host, workers):
+    """Start everything: embedded Redis (unless REDIS_URL is set), the web app and an RQ worker."""
+    from .crypto import ensure_keys
+    from .redis_server import EmbeddedRedis
+    from .settings import DEFAULTS, from_environ
+
+    app_root = os.path.abspath(os.environ.get("HELPLINE_INSTANCE_PATH", "instance"))
+    config = {**DEFAULTS, **from_environ()}
+    ensure_keys(config, app_root)  # once, before the processes that read the keys start
+    env = dict(os.environ, HELPLINE_INSTANCE_PATH=app_root)
+    server = None
+    if not config.get("REDIS_URL"):
+        server = EmbeddedRedis(os.path.join(app_root, "redis"))
+        env["REDIS_URL"] = server.start()
+    bindir = os.path.dirname(sys.executable)
+    procs = [
+        subprocess.Popen([os.path.join(bindir, "gunicorn"), "--workers", str(workers), "--bind", f"{host}:{port}",
+                          "--timeout", "15", "--access-logfile", "-", "--access-logformat",
+                          '%(m)s %(U)s %(s)s %(M)sms', "bot:create_app()"], env=env),
+        subprocess.Popen([os.path.join(bindir, "helpline"), "worker"], env=env),
+    ]
+    url = f"http://{host}:{port}"
+    click.echo(f"""
+The help line is running at {url}
+  Talk to it like a texter, without a Twilio account:   .venv/bin/helpline chat
+  Send one signed SMS webhook to the running server:   .venv/bin/helpline sms "hola"
+  Web chat:  {url}/chat        Console: {url}/console
+  Add a counsellor:  .venv/bin/helpline counsellor add NAME --supervisor
+Press Ctrl-C to stop.
+""")
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while not stopping and all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if server:
+            server.stop()
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="stop when the queue is empty")
+def worker(burst):
+    """Run an RQ worker (with the scheduler) on the app's settings."""
+    from workers.worker import run as run_worker
+
+    run_worker(burst=burst)
+
+
+@main.command()
+@click.option("--as", "address", default=None, help="a name for this texter (default: a new one)")
+def chat(address):
+    """Text the bot from this terminal, through the same engine and store as /sms."""
+    from .engine import Inbound
+    from .extensions import get_helpline
+
+    app = _app()
+    address = address or f"terminal-{secrets.token_hex(4)}"
+    click.echo("Type a message as a texter would (Ctrl-D to leave).")
+    with app.app_context():
+        helpline = get_helpline()
+        while True:
+            try:
+                text = input("you> ")
+            except EOFError:
+                click.echo()
+                return
+            outcome = helpline.handle(Inbound("cli", address, text, message_id=secrets.token_hex(8)))
+            for reply in outcome.replies:
+                click.echo(click.style("bot> ", fg="green") + reply.replace("\n", "\n     "))
+
+
+@main.command("sms")
+@click.argument("text")
+@click.option("--from", "sender", default="+15555550100", show_default=True)
+@click.option("--url", default="http://127.0.0.1:5000/sms", show_default=True)
+def sms(text, sender, url):
+    """Post one SMS webhook to a running help line, signed as Twilio signs it, and print the TwiML."""
+    import requests
+    from twilio.request_validator import RequestValidator
+
+    from .crypto import ensure_keys
+    from .settings import DEFAULTS, from_environ
+
+    config = {**DEFAULTS, **from_environ()}
+    ensure_keys(config, os.path.abspath(os.environ.get("HELPLINE_INSTANCE_PATH", "instance")))
+    form = {"From": sender, "To": "+15555550199", "Body": text, "MessageSid": "SM" + secrets.token_hex(16),
+            "AccountSid": "AC" + "0" * 32, "NumMedia": "0"}
+    signature = RequestValidator(config["TWILIO_AUTH_TOKEN"]).compute_signature(url, form)
+    answer = requests.post(url, data=form, headers={"X-Twilio-Signature": signature}, timeout=15)
+    click.echo(f"{answer.status_code} {answer.text}")
+
+
+@main.group()
+def flows():
+    """Check or draw the conversation flows."""
+
+
+@flows.command("check")
+def flows_check():
+    """Validate every flow and catalog; point at file and line for each problem."""
+    from flows.catalog import Catalog, CatalogError
+    from flows.engine import ENGINE_KEYS
+    from flows.spec import HERE, Flow, FlowError
+
+    problems = []
+    try:
+        catalog = Catalog.load()
+        for path in sorted(HERE.glob("*.yaml")):
+            if path.name in ("resources.yaml", "triage.yaml", "canned.yaml"):
+                continue
+            problems += Flow.load(path).check(catalog, ENGINE_KEYS)
+    except (FlowError, CatalogError) as exc:
+        problems.append(str(exc))
+    for line in problems:
+        click.echo(line, err=True)
+    if problems:
+        sys.exit(1)
+    click.echo("flows ok")
+
+
+@flows.command("diagram")
+def flows_diagram():
+    """Print the conversation as a Mermaid state diagram."""
+    from flows.diagram import mermaid
+    from flows.spec import Flow
+
+    click.echo(mermaid(Flow.load()))
+
+
+@main.command()
+@click.option("--explain", is_flag=True, help="show which patterns matched")
+@click.argument("text")
+def triage(explain, text):
+    """Score TEXT as emergency, high or normal, as JSON."""
+    from flows.triage import Triage
+
+    click.echo(json.dumps(Triage.load().assess(text).to_dict(explain=explain), ensure_ascii=False))
+
+
+@main.group()
+def resources():
+    """The local resource directory."""
+
+
+@resources.command("check")
+def resources_check():
+    """Refuse entries without a source; warn about entries not verified in 180 days."""
+    from flows.resources import ResourceDirectory
+
+    report = ResourceDirectory.load().check(today=date.today())
+    for line in report.errors:
+        click.echo(f"error: {line}", err=True)
+    for line in report.warnings:
+        click.echo(f"warning: {line}", err=True)
+    click.echo(f"{len(report.errors)} errors, {len(report.warnings)} warnings")
+    if report.errors:
+        sys.exit(1)

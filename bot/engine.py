@@ -1,0 +1,128 @@
+"""One inbound message, from any channel, end to end: dedupe, lock, load, flow, save, effects."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from flows.conversation import RISK_ORDER, Conversation
+from flows.engine import FlowEngine, Step
+
+from . import events
+from .store import ConversationStore, Session, entry
+from .waiting import WaitingQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A texter's message as every channel hands it over."""
+
+    channel: str  # "sms", "whatsapp", "web", "cli"
+    address: str  # phone number, whatsapp:+1…, or a web session token; never logged
+    text: str
+    message_id: str | None = None  # the channel's id; a repeat gets the first answer again
+    media: int = 0
+
+
+@dataclass
+class Outcome:
+    """What to answer on the channel."""
+
+    conv_id: str
+    replies: list[str] = field(default_factory=list)
+    duplicate: bool = False
+    level: str = "normal"
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.replies)
+
+
+class Helpline:
+    """The channel-agnostic engine every channel calls."""
+
+    def __init__(self, store: ConversationStore, flows: FlowEngine, waiting: WaitingQueue, queue=None,
+                 clock=time.time):
+        self.store, self.flows, self.waiting, self.queue, self.clock = store, flows, waiting, queue, clock
+
+    def conversation_id(self, channel: str, address: str) -> str:
+        return self.store.vault.conversation_id(channel, address)
+
+    def handle(self, inbound: Inbound) -> Outcome:
+        """Apply one message; a message id seen before gets the same replies and changes nothing."""
+        cid = self.conversation_id(inbound.channel, inbound.address)
+        session = self.store.begin(cid, inbound.message_id)
+        if session.previous is not None:
+            self.store.release(session)
+            return Outcome(cid, list(session.previous.get("replies", [])), duplicate=True,
+                           level=session.previous.get("level", "normal"))
+        try:
+            now = self.clock()
+            conv = session.conv or Conversation(id=cid, channel=inbound.channel, address=inbound.address)
+            step = self.flows.step(conv, inbound.text, now)
+            session.entries.append(entry("texter", inbound.text, now, media=inbound.media, level=step.level))
+            session.entries += [entry("bot", reply, now) for reply in step.replies]
+            self._prepare(conv, step, now)
+            outcome = Outcome(cid, step.replies, level=step.level)
+            erase = step.effect("erase") is not None
+            self.store.commit(
+                session,
+                None if erase else conv,
+                outcome={"replies": step.replies, "level": step.level},
+                message_id=inbound.message_id,
+                also=lambda pipe: self._carry_out(pipe, session, conv, step, now),
+            )
+        except BaseException:
+            self.store.release(session)
+            raise
+        return outcome
+
+    # -- effects ------------------------------------------------------------------
+
+    def _prepare(self, conv: Conversation, step: Step, now: float) -> None:
+        """Effects that change the conversation itself, before it is saved."""
+        for effect in step.effects:
+            if effect.name == "request_handoff":
+                conv.slots.setdefault("queued_at", now)
+                conv.slots["reason"] = effect.params.get("reason", conv.slots.get("reason", "counsellor"))
+                if conv.handoff is None:
+                    conv.handoff = "waiting"
+            elif effect.name == "record_tip":
+                conv.slots["kind"] = "tip"
+                conv.slots.setdefault("queued_at", now)
+
+    def _carry_out(self, pipe, session: Session, conv: Conversation, step: Step, now: float) -> None:
+        """Effects on the rest of the store and the workers, inside the same transaction as the save."""
+        cid = conv.id
+        for effect in step.effects:
+            if effect.name in ("request_handoff", "record_tip"):
+                if conv.handoff != "active":
+                    self.waiting.add(pipe, cid, handoff_priority(conv, effect.params.get("reason")),
+                                     conv.slots["queued_at"])
+                events.publish(pipe, "queued", cid, priority=handoff_priority(conv, effect.params.get("reason")))
+                self._enqueue(pipe, "workers.alerts.notify_counsellors", cid)
+            elif effect.name == "emergency_alert":
+                self._enqueue(pipe, "workers.alerts.emergency_alert", cid)
+            elif effect.name == "erase":
+                self.waiting.remove(pipe, cid)
+                self.store.erase(pipe, cid)
+                events.publish(pipe, "erased", cid)
+            elif effect.name in ("opt_out", "opt_in"):
+                events.publish(pipe, effect.name, cid)
+        if step.effect("erase") is None:
+            events.publish(pipe, "message", cid)
+
+    def _enqueue(self, pipe, func: str, *ids: str) -> None:
+        # Jobs carry ids only; the worker reads the rest from the store.
+        if self.queue is not None:
+            self.queue.enqueue_call(func, args=ids, pipeline=pipe, result_ttl=0, failure_ttl=7 * 86400)
+
+
+def handoff_priority(conv: Conversation, reason: str | None = None) -> str:
+    """Emergency beats high beats normal: the highest of triage, the flow's floor and the reason."""
+    levels = [conv.risk, conv.slots.get("priority_floor", "normal")]
+    if reason == "emergency":
+        levels.append("emergency")
+    return max(levels, key=RISK_ORDER.index)

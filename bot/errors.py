@@ -1,0 +1,29 @@
+"""One exception hierarchy for the help line; Redis and Twilio errors are mapped to it at the edges."""
+
+
+class HelplineError(Exception):
+    """Base class for every error the help line raises on purpose."""
+
+
+class ConfigurationError(HelplineError):
+    """The settings are missing something the help line cannot run without."""
+
+
+class StoreUnavailable(HelplineError):
+    """Redis could not be reached or answered with an error."""
+
+
+class ConversationBusy(HelplineError):
+    """Another process held the conversation lock for longer than we can wait."""
+
+
+class BadInbound(HelplineError):
+    """An inbound request lacks a field the channel cannot do without."""
+
+
+class SendFailed(HelplineError):
+    """An outbound message could not be handed to the carrier."""
+
+
+class RecipientOptedOut(SendFailed):
+    """The recipient has opted out (STOP); nothing may be sent to them."""

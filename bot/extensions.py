@@ -1,0 +1,94 @@
+"""Clients the app needs, built once in init_app and kept in app.extensions; small accessors reach them."""
+from __future__ import annotations
+
+import functools
+
+import redis
+from flask import Flask, current_app
+from rq import Queue
+from rq.serializers import JSONSerializer
+from twilio.rest import Client as TwilioClient
+
+from flows.catalog import Catalog
+from flows.engine import FlowEngine
+from flows.resources import ResourceDirectory
+from flows.spec import Flow
+from flows.triage import Triage
+
+from .crypto import Vault
+from .engine import Helpline
+from .redis_server import EmbeddedRedis
+from .store import ConversationStore
+from .waiting import WaitingQueue
+
+
+def init_app(app: Flask) -> None:
+    cfg = app.config
+    if not cfg.get("REDIS_URL"):
+        server = EmbeddedRedis(f"{app.instance_path}/redis")
+        cfg["REDIS_URL"] = server.start()
+        app.extensions["embedded_redis"] = server
+    client = build_redis(cfg["REDIS_URL"])
+    vault = Vault(cfg["HELPLINE_DATA_KEY"], cfg["HELPLINE_HASH_KEY"])
+    store = ConversationStore(client, vault, cfg["HELPLINE_RETENTION_DAYS"], cfg["HELPLINE_LOCK_WAIT"])
+    queue = build_queue(client, cfg["RQ_QUEUE"])
+    waiting = WaitingQueue(client)
+    app.extensions.update(
+        redis=client,
+        vault=vault,
+        store=store,
+        queue=queue,
+        waiting=waiting,
+        twilio=build_twilio(cfg),
+        helpline=Helpline(store, flow_engine(cfg["HELPLINE_NAME"]), waiting, queue),
+    )
+
+
+def build_redis(url: str) -> redis.Redis:
+    """A client that fails fast: a webhook must answer Twilio well within its 15 seconds."""
+    return redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=2, health_check_interval=30)
+
+
+def build_queue(client: redis.Redis, name: str) -> Queue:
+    # JSON, not pickle: a job's arguments stay readable plain ids.
+    return Queue(name, connection=client, serializer=JSONSerializer)
+
+
+def build_twilio(cfg) -> TwilioClient | None:
+    if not (cfg.get("TWILIO_ACCOUNT_SID") and cfg.get("TWILIO_AUTH_TOKEN")):
+        return None
+    client = TwilioClient(cfg["TWILIO_ACCOUNT_SID"], cfg["TWILIO_AUTH_TOKEN"])
+    if cfg.get("TWILIO_API_BASE"):
+        # Tests and staging point the real client at a server that answers like api.twilio.com.
+        client.api.base_url = cfg["TWILIO_API_BASE"].rstrip("/")
+    return client
+
+
+@functools.lru_cache(maxsize=4)
+def flow_engine(helpline_name: str) -> FlowEngine:
+    """The flow, catalogs, triage lexicon and resources, read and checked once per process."""
+    return FlowEngine(Flow.load(), Catalog.load(), Triage.load(), ResourceDirectory.load(), helpline_name)
+
+
+def get_redis() -> redis.Redis:
+    return current_app.extensions["redis"]
+
+
+def get_store() -> ConversationStore:
+    return current_app.extensions["store"]
+
+
+def get_queue() -> Queue:
+    return current_app.extensions["queue"]
+
+
+def get_waiting() -> WaitingQueue:
+    return current_app.extensions["waiting"]
+
+
+def get_helpline() -> Helpline:
+    return current_app.extensions["helpline"]
+
+
+def get_twilio() -> TwilioClient | None:
+    return current_app.extensions["twilio"]

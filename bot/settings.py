@@ -1,0 +1,67 @@
+"""Settings: defaults, then the environment, then a test override (in that order)."""
+from __future__ import annotations
+
+import os
+
+DEFAULTS: dict[str, object] = {
+    # Where Redis lives. Unset: an embedded Redis server in the instance folder.
+    "REDIS_URL": None,
+    # Twilio credentials; unset, outbound SMS is disabled and the console says so.
+    "TWILIO_ACCOUNT_SID": None,
+    "TWILIO_AUTH_TOKEN": None,
+    "TWILIO_FROM_NUMBER": None,
+    "TWILIO_MESSAGING_SERVICE_SID": None,
+    # Only for tests and staging: a base URL that answers like api.twilio.com.
+    "TWILIO_API_BASE": None,
+    # The public https base URL Twilio calls; signatures are checked against it behind a proxy.
+    "PUBLIC_URL": None,
+    "SECRET_KEY": None,
+    # Comma-separated Fernet keys, newest first (MultiFernet): encrypts numbers and texts at rest.
+    "HELPLINE_DATA_KEY": None,
+    # Key for the HMAC that turns an address into a conversation id.
+    "HELPLINE_HASH_KEY": None,
+    # "production" refuses to start without real keys.
+    "HELPLINE_ENV": "development",
+    # The short, discreet name texters see.
+    "HELPLINE_NAME": "Kern Support Line",
+    "HELPLINE_RETENTION_DAYS": 30,
+    # Seconds a request may wait for another process to finish with the same conversation.
+    "HELPLINE_LOCK_WAIT": 5.0,
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+    "RQ_QUEUE": "helpline",
+    # --- counsellor handoff and console ---
+    # Counsellor hours, local time: "Mon-Fri 08:00-20:00; Sat 10:00-16:00". Empty: always staffed.
+    "HELPLINE_HOURS": "",
+    "HELPLINE_TIMEZONE": "America/Los_Angeles",
+    # Typical minutes a counsellor spends per conversation; feeds the wait estimate.
+    "HELPLINE_MINUTES_PER_CONVERSATION": 15,
+    # An on-call supervisor's webhook: JSON POST on every emergency (ids only, no content).
+    "ALERT_WEBHOOK_URL": None,
+    # Console sessions end after this many idle minutes.
+    "CONSOLE_IDLE_MINUTES": 20,
+    # --- web chat ---
+    # Where quick exit sends the visitor: a neutral page.
+    "CHAT_EXIT_URL": "https://www.google.com/search?q=weather",
+    # Sites allowed to embed the chat page in a frame (space-separated origins); empty: none.
+    "CHAT_EMBED_ORIGINS": "",
+}
+
+_INTS = {"HELPLINE_RETENTION_DAYS", "MAX_CONTENT_LENGTH", "HELPLINE_MINUTES_PER_CONVERSATION", "CONSOLE_IDLE_MINUTES"}
+_FLOATS = {"HELPLINE_LOCK_WAIT"}
+
+
+def from_environ(environ: os._Environ | dict | None = None) -> dict[str, object]:
+    """Settings read from the environment, converted to the type of their default."""
+    environ = os.environ if environ is None else environ
+    found: dict[str, object] = {}
+    for name in DEFAULTS:
+        raw = environ.get(name)
+        if raw is None or raw == "":
+            continue
+        if name in _INTS:
+            found[name] = int(raw)
+        elif name in _FLOATS:
+            found[name] = float(raw)
+        else:
+            found[name] = raw
+    return found

@@ -1,0 +1,112 @@
+"""The Twilio channel: signed inbound webhooks (SMS, MMS, WhatsApp) and delivery status callbacks."""
+from __future__ import annotations
+
+import logging
+from functools import wraps
+
+import redis
+from flask import Blueprint, Response, abort, current_app, request
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from flows.engine import _looks_spanish
+from flows.spec import normalize
+
+from .delivery import record_status
+from .engine import Inbound
+from .errors import ConversationBusy, StoreUnavailable
+from .extensions import flow_engine, get_helpline, get_redis
+
+bp = Blueprint("sms", __name__)
+log = logging.getLogger(__name__)
+SMS_LIMIT = 1600  # Twilio's limit for one message body
+
+
+def signed_url() -> str:
+    """The URL Twilio called: PUBLIC_URL's scheme and host behind a proxy, else what we were asked."""
+    public = current_app.config.get("PUBLIC_URL")
+    path = request.full_path if request.query_string else request.path
+    if public:
+        return public.rstrip("/") + path
+    return request.url
+
+
+def twilio_signed(view):
+    """403 unless X-Twilio-Signature matches the URL and every form parameter."""
+
+    @wraps(view)
+    def checked(*args, **kwargs):
+        token = current_app.config.get("TWILIO_AUTH_TOKEN")
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not token or not signature or not RequestValidator(token).validate(signed_url(), request.form, signature):
+            log.warning("rejected a request with a missing or wrong Twilio signature", extra={"path": request.path})
+            abort(403)
+        return view(*args, **kwargs)
+
+    return checked
+
+
+@bp.post("/sms")
+@twilio_signed
+def inbound():
+    form = request.form
+    sender, sid = form.get("From", ""), form.get("MessageSid") or form.get("SmsSid")
+    if not sender or not sid:
+        abort(400, "From and MessageSid are required")
+    try:
+        media = max(0, int(form.get("NumMedia", "0") or 0))
+    except ValueError:
+        media = 0
+    channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
+    message = Inbound(channel, sender, form.get("Body", ""), message_id=sid, media=media)
+    try:
+        outcome = get_helpline().handle(message)
+        replies = outcome.replies
+    except (StoreUnavailable, ConversationBusy) as exc:
+        # Never silence: a frightened texter still gets 911, 988 and the national line.
+        log.error("answered with the static safety reply: %s", type(exc).__name__)
+        replies = static_safety_reply(message.text)
+    return twiml(replies)
+
+
+@bp.post("/sms/status")
+@twilio_signed
+def status():
+    sid, state = request.form.get("MessageSid"), request.form.get("MessageStatus")
+    if not sid or not state:
+        abort(400, "MessageSid and MessageStatus are required")
+    try:
+        record_status(get_redis(), sid, state, request.form.get("ErrorCode", ""))
+    except redis.RedisError:
+        log.error("could not record a delivery status")
+        abort(503)
+    return Response(status=204)
+
+
+def twiml(replies: list[str]) -> Response:
+    response = MessagingResponse()
+    for reply in replies:
+        for part in split_message(reply):
+            response.message(part)
+    return Response(str(response), mimetype="text/xml")
+
+
+def static_safety_reply(text: str) -> list[str]:
+    """The reply that needs no store: in Spanish when the message looks Spanish, else both."""
+    catalog = flow_engine(current_app.config["HELPLINE_NAME"]).catalog
+    langs = ["es"] if _looks_spanish(normalize(text or "")) else ["en", "es"]
+    return [catalog.render(lang, "unavailable") for lang in langs]
+
+
+def split_message(text: str, limit: int = SMS_LIMIT) -> list[str]:
+    """Split at paragraph, line or word boundaries into parts of at most `limit` characters."""
+    parts: list[str] = []
+    while len(text) > limit:
+        cut = max(text.rfind("\n\n", 0, limit), text.rfind("\n", 0, limit), text.rfind(" ", 0, limit))
+        if cut <= 0:
+            cut = limit
+        parts.append(text[:cut].rstrip())
+        text = text[cut:].lstrip()
+    if text:
+        parts.append(text)
+    return parts

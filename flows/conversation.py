@@ -1,0 +1,57 @@
+"""The conversation record: everything the help line remembers about one texter, as plain data."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+RISK_ORDER = ("normal", "high", "emergency")
+
+
+@dataclass
+class Conversation:
+    """One texter on one channel. Stored encrypted as a whole; never holds a Python object."""
+
+    id: str
+    channel: str
+    address: str
+    state: str = "new"
+    lang: str = "en"
+    slots: dict = field(default_factory=dict)
+    risk: str = "normal"
+    matched: list[str] = field(default_factory=list)
+    opted_out: bool = False
+    misses: int = 0
+    # None, "waiting" (in the queue) or "active" (a counsellor holds it).
+    handoff: str | None = None
+    counsellor: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    messages: int = 0
+    reassured_at: float = 0.0
+    new: bool = True
+
+    @property
+    def consent(self) -> bool | None:
+        """May a counsellor text this person first? None until asked."""
+        return self.slots.get("consent")
+
+    def raise_risk(self, level: str, matched: tuple[str, ...] = ()) -> bool:
+        """Keep the highest triage level seen; True when it went up."""
+        for name in matched:
+            if name not in self.matched:
+                self.matched.append(name)
+        if RISK_ORDER.index(level) > RISK_ORDER.index(self.risk):
+            self.risk = level
+            return True
+        return False
+
+    def to_doc(self) -> dict:
+        doc = asdict(self)
+        doc.pop("new")
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict) -> "Conversation":
+        known = {f.name for f in fields(cls)}
+        conv = cls(**{k: v for k, v in doc.items() if k in known})
+        conv.new = False
+        return conv
