@@ -27,3 +27,7 @@ class SendFailed(HelplineError):
 
 class RecipientOptedOut(SendFailed):
     """The recipient has opted out (STOP); nothing may be sent to them."""
+
+
+class NoConsent(SendFailed):
+    """The texter has not agreed to be texted first at this number."""
