@@ -96,6 +96,7 @@ class ConversationStore:
         cid = session.conv_id
         try:
             pipe = self.redis.pipeline(transaction=True)
+            pipe.multi()  # explicit, so that RQ's enqueue(pipeline=pipe) joins this transaction
             if conv is not None:
                 pipe.set(conv_key(cid), self.vault.seal(conv.to_doc()), ex=self.ttl)
                 if session.entries:
