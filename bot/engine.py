@@ -106,13 +106,25 @@ class Helpline:
             elif effect.name == "emergency_alert":
                 self._enqueue(pipe, "workers.alerts.emergency_alert", cid)
             elif effect.name == "erase":
-                self.waiting.remove(pipe, cid)
-                self.store.erase(pipe, cid)
-                events.publish(pipe, "erased", cid)
+                self._erase(pipe, cid)
             elif effect.name in ("opt_out", "opt_in"):
                 events.publish(pipe, effect.name, cid)
         if step.effect("erase") is None:
             events.publish(pipe, "message", cid)
+
+    def erase(self, conv_id: str) -> None:
+        """Forget a conversation now, as a confirmed DELETE does (the web chat's quick exit)."""
+        session = self.store.begin(conv_id)
+        try:
+            self.store.commit(session, None, also=lambda pipe: self._erase(pipe, conv_id))
+        except BaseException:
+            self.store.release(session)
+            raise
+
+    def _erase(self, pipe, conv_id: str) -> None:
+        self.waiting.remove(pipe, conv_id)
+        self.store.erase(pipe, conv_id)
+        events.publish(pipe, "erased", conv_id)
 
     def _enqueue(self, pipe, func: str, *ids: str) -> None:
         # Jobs carry ids only; the worker reads the rest from the store.
