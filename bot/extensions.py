@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import functools
+import logging
 
 import redis
 from flask import Flask, current_app
 from rq import Queue
 from rq.serializers import JSONSerializer
+from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client as TwilioClient
 
 from flows.catalog import Catalog
@@ -20,6 +22,10 @@ from .engine import Helpline
 from .redis_server import EmbeddedRedis
 from .store import ConversationStore
 from .waiting import WaitingQueue
+
+
+_twilio_http_log = logging.getLogger("bot.twilio_http")
+_twilio_http_log.setLevel(logging.WARNING)
 
 
 def init_app(app: Flask) -> None:
@@ -57,7 +63,10 @@ def build_queue(client: redis.Redis, name: str) -> Queue:
 def build_twilio(cfg) -> TwilioClient | None:
     if not (cfg.get("TWILIO_ACCOUNT_SID") and cfg.get("TWILIO_AUTH_TOKEN")):
         return None
-    client = TwilioClient(cfg["TWILIO_ACCOUNT_SID"], cfg["TWILIO_AUTH_TOKEN"])
+    # A timeout, so a hung request cannot hold a worker; a logger of our own, because the client logs
+    # query parameters (a texter's number, when we look a message up) at INFO.
+    http = TwilioHttpClient(timeout=float(cfg.get("TWILIO_HTTP_TIMEOUT") or 10.0), logger=_twilio_http_log)
+    client = TwilioClient(cfg["TWILIO_ACCOUNT_SID"], cfg["TWILIO_AUTH_TOKEN"], http_client=http)
     if cfg.get("TWILIO_API_BASE"):
         # Tests and staging point the real client at a server that answers like api.twilio.com.
         client.api.base_url = cfg["TWILIO_API_BASE"].rstrip("/")

@@ -13,6 +13,10 @@ DEFAULTS: dict[str, object] = {
     "TWILIO_MESSAGING_SERVICE_SID": None,
     # Only for tests and staging: a base URL that answers like api.twilio.com.
     "TWILIO_API_BASE": None,
+    # Seconds the Twilio client waits for an answer; a send that times out is looked up, then retried.
+    "TWILIO_HTTP_TIMEOUT": 10.0,
+    # Seconds before each retry of a send that failed for a passing reason (429, 5xx, timeout), comma-separated.
+    "SEND_RETRY_SECONDS": "5,30,120,600",
     # The public https base URL Twilio calls; signatures are checked against it behind a proxy.
     "PUBLIC_URL": None,
     "SECRET_KEY": None,
@@ -44,10 +48,17 @@ DEFAULTS: dict[str, object] = {
     "CHAT_EXIT_URL": "https://www.google.com/search?q=weather",
     # Sites allowed to embed the chat page in a frame (space-separated origins); empty: none.
     "CHAT_EMBED_ORIGINS": "",
+    # Anonymous chat limits: new chats per client address per hour, messages per chat per minute
+    # (a client address may send ten chats' worth, for a school or shelter behind one address).
+    "CHAT_SESSIONS_PER_HOUR": 30,
+    "CHAT_MESSAGES_PER_MINUTE": 20,
+    # Proxies in front of the app that append the client's address to X-Forwarded-For; 0: none.
+    "CHAT_PROXY_HOPS": 0,
 }
 
-_INTS = {"HELPLINE_RETENTION_DAYS", "MAX_CONTENT_LENGTH", "HELPLINE_MINUTES_PER_CONVERSATION", "CONSOLE_IDLE_MINUTES"}
-_FLOATS = {"HELPLINE_LOCK_WAIT"}
+_INTS = {"HELPLINE_RETENTION_DAYS", "MAX_CONTENT_LENGTH", "HELPLINE_MINUTES_PER_CONVERSATION", "CONSOLE_IDLE_MINUTES",
+         "CHAT_SESSIONS_PER_HOUR", "CHAT_MESSAGES_PER_MINUTE", "CHAT_PROXY_HOPS"}
+_FLOATS = {"HELPLINE_LOCK_WAIT", "TWILIO_HTTP_TIMEOUT"}
 
 
 def from_environ(environ: os._Environ | dict | None = None) -> dict[str, object]:

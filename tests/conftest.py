@@ -13,6 +13,9 @@ from twilio.request_validator import RequestValidator
 from bot import create_app
 from bot.redis_server import EmbeddedRedis
 
+# The fake Twilio API (fixture `twilio_api`): request it before `app`.
+pytest_plugins = ["tests.fakes.twilio_api"]
+
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 
 

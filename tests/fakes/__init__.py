@@ -1,0 +1,1 @@
+"""Local servers that answer like the outside services the help line talks to."""
