@@ -5,7 +5,7 @@ import os
 
 from flask import Flask, jsonify
 
-from . import extensions
+from . import extensions, security
 from .crypto import ensure_keys
 from .settings import DEFAULTS, from_environ
 
@@ -23,6 +23,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     ensure_keys(app.config, app.instance_path)
 
     extensions.init_app(app)
+    security.init_app(app)
 
     from . import health, sms
 

@@ -6,6 +6,17 @@ import os
 DEFAULTS: dict[str, object] = {
     # Where Redis lives. Unset: an embedded Redis server in the instance folder.
     "REDIS_URL": None,
+    # Redis Sentinel for a highly available Redis: "host:port,host:port" and the master's name.
+    # REDIS_URL then only supplies a password and database (redis://:password@/0).
+    "REDIS_SENTINELS": "",
+    "REDIS_SENTINEL_MASTER": "helpline",
+    # --- operations ---
+    # Bearer token for /metrics; unset: /metrics answers only direct requests from this machine.
+    "METRICS_TOKEN": None,
+    # /healthz fails when no RQ worker has sent a heartbeat for this many seconds.
+    "WORKER_HEARTBEAT_MAX_AGE": 120,
+    # Log level of the JSON logs (one object per line on stderr).
+    "LOG_LEVEL": "INFO",
     # Twilio credentials; unset, outbound SMS is disabled and the console says so.
     "TWILIO_ACCOUNT_SID": None,
     "TWILIO_AUTH_TOKEN": None,
@@ -29,6 +40,15 @@ DEFAULTS: dict[str, object] = {
     # The short, discreet name texters see.
     "HELPLINE_NAME": "Kern Support Line",
     "HELPLINE_RETENTION_DAYS": 30,
+    # Audit entries hold no content; they are trimmed after this many days.
+    "HELPLINE_AUDIT_RETENTION_DAYS": 365,
+    # Minutes between two runs of the retention purge (workers.retention).
+    "RETENTION_PURGE_MINUTES": 60,
+    # Messages one sender may send to /sms per window; past it they are not processed.
+    "SMS_RATE_LIMIT": 30,
+    "SMS_RATE_WINDOW": 300,
+    # Past the limit, this many emergencies per window are still handled in full.
+    "SMS_EMERGENCY_LIMIT": 5,
     # Seconds a request may wait for another process to finish with the same conversation.
     "HELPLINE_LOCK_WAIT": 5.0,
     "MAX_CONTENT_LENGTH": 64 * 1024,
@@ -56,7 +76,9 @@ DEFAULTS: dict[str, object] = {
     "CHAT_PROXY_HOPS": 0,
 }
 
-_INTS = {"HELPLINE_RETENTION_DAYS", "MAX_CONTENT_LENGTH", "HELPLINE_MINUTES_PER_CONVERSATION", "CONSOLE_IDLE_MINUTES",
+_INTS = {"WORKER_HEARTBEAT_MAX_AGE", "HELPLINE_RETENTION_DAYS", "HELPLINE_AUDIT_RETENTION_DAYS", "RETENTION_PURGE_MINUTES", "SMS_RATE_LIMIT",
+         "SMS_RATE_WINDOW", "SMS_EMERGENCY_LIMIT",
+         "MAX_CONTENT_LENGTH", "HELPLINE_MINUTES_PER_CONVERSATION", "CONSOLE_IDLE_MINUTES",
          "CHAT_SESSIONS_PER_HOUR", "CHAT_MESSAGES_PER_MINUTE", "CHAT_PROXY_HOPS"}
 _FLOATS = {"HELPLINE_LOCK_WAIT", "TWILIO_HTTP_TIMEOUT"}
 

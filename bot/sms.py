@@ -31,14 +31,19 @@ def signed_url() -> str:
     return request.url
 
 
+def signature_valid() -> bool:
+    """Does X-Twilio-Signature match this request's URL and every form parameter?"""
+    token = current_app.config.get("TWILIO_AUTH_TOKEN")
+    signature = request.headers.get("X-Twilio-Signature", "")
+    return bool(token and signature and RequestValidator(token).validate(signed_url(), request.form, signature))
+
+
 def twilio_signed(view):
     """403 unless X-Twilio-Signature matches the URL and every form parameter."""
 
     @wraps(view)
     def checked(*args, **kwargs):
-        token = current_app.config.get("TWILIO_AUTH_TOKEN")
-        signature = request.headers.get("X-Twilio-Signature", "")
-        if not token or not signature or not RequestValidator(token).validate(signed_url(), request.form, signature):
+        if not signature_valid():
             log.warning("rejected a request with a missing or wrong Twilio signature", extra={"path": request.path})
             abort(403)
         return view(*args, **kwargs)
