@@ -5,7 +5,7 @@ import os
 
 from flask import Flask, jsonify
 
-from . import extensions, security
+from . import extensions, logs, metrics, security
 from .crypto import ensure_keys
 from .settings import DEFAULTS, from_environ
 
@@ -22,13 +22,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     ensure_keys(app.config, app.instance_path)
 
+    logs.init_app(app)
     extensions.init_app(app)
     security.init_app(app)
+    metrics.init_app(app)
 
-    from . import health, sms
+    from . import chat, health, sms
 
     app.register_blueprint(sms.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(chat.bp)
     _register_error_pages(app)
     return app
 

@@ -44,8 +44,9 @@ class Helpline:
     """The channel-agnostic engine every channel calls."""
 
     def __init__(self, store: ConversationStore, flows: FlowEngine, waiting: WaitingQueue, queue=None,
-                 clock=time.time):
+                 clock=time.time, stats=None):
         self.store, self.flows, self.waiting, self.queue, self.clock = store, flows, waiting, queue, clock
+        self.stats = stats  # bot.metrics.Stats: counters written in the same transaction as the message
 
     def conversation_id(self, channel: str, address: str) -> str:
         return self.store.vault.conversation_id(channel, address)
@@ -61,6 +62,7 @@ class Helpline:
         try:
             now = self.clock()
             conv = session.conv or Conversation(id=cid, channel=inbound.channel, address=inbound.address)
+            before = (conv.new, conv.state, conv.handoff, conv.risk)
             step = self.flows.step(conv, inbound.text, now)
             session.entries.append(entry("texter", inbound.text, now, media=inbound.media, level=step.level))
             session.entries += [entry("bot", reply, now) for reply in step.replies]
@@ -72,7 +74,7 @@ class Helpline:
                 None if erase else conv,
                 outcome={"replies": step.replies, "level": step.level},
                 message_id=inbound.message_id,
-                also=lambda pipe: self._carry_out(pipe, session, conv, step, now),
+                also=lambda pipe: self._carry_out(pipe, session, conv, step, now, inbound.channel, before),
             )
         except BaseException:
             self.store.release(session)
@@ -93,9 +95,12 @@ class Helpline:
                 conv.slots["kind"] = "tip"
                 conv.slots.setdefault("queued_at", now)
 
-    def _carry_out(self, pipe, session: Session, conv: Conversation, step: Step, now: float) -> None:
+    def _carry_out(self, pipe, session: Session, conv: Conversation, step: Step, now: float,
+                   channel: str, before: tuple) -> None:
         """Effects on the rest of the store and the workers, inside the same transaction as the save."""
         cid = conv.id
+        if self.stats is not None:
+            self.stats.message(pipe, channel, before, conv, step, now, handoff_priority(conv, conv.slots.get("reason")))
         for effect in step.effects:
             if effect.name in ("request_handoff", "record_tip"):
                 if conv.handoff != "active":

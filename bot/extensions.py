@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import functools
 import logging
+from urllib.parse import urlparse
 
 import redis
 from flask import Flask, current_app
+from redis.sentinel import Sentinel
 from rq import Queue
 from rq.serializers import JSONSerializer
 from twilio.http.http_client import TwilioHttpClient
@@ -19,6 +21,7 @@ from flows.triage import Triage
 
 from .crypto import Vault
 from .engine import Helpline
+from .metrics import Stats
 from .redis_server import EmbeddedRedis
 from .store import ConversationStore
 from .waiting import WaitingQueue
@@ -30,15 +33,17 @@ _twilio_http_log.setLevel(logging.WARNING)
 
 def init_app(app: Flask) -> None:
     cfg = app.config
-    if not cfg.get("REDIS_URL"):
+    if not cfg.get("REDIS_URL") and not cfg.get("REDIS_SENTINELS"):
         server = EmbeddedRedis(f"{app.instance_path}/redis")
         cfg["REDIS_URL"] = server.start()
         app.extensions["embedded_redis"] = server
-    client = build_redis(cfg["REDIS_URL"])
+    client = build_redis(cfg["REDIS_URL"], cfg.get("REDIS_SENTINELS"), cfg.get("REDIS_SENTINEL_MASTER"))
     vault = Vault(cfg["HELPLINE_DATA_KEY"], cfg["HELPLINE_HASH_KEY"])
     store = ConversationStore(client, vault, cfg["HELPLINE_RETENTION_DAYS"], cfg["HELPLINE_LOCK_WAIT"])
     queue = build_queue(client, cfg["RQ_QUEUE"])
     waiting = WaitingQueue(client)
+    flows = flow_engine(cfg["HELPLINE_NAME"])
+    stats = Stats(client, cfg["HELPLINE_TIMEZONE"], flows.flow)
     app.extensions.update(
         redis=client,
         vault=vault,
@@ -46,13 +51,26 @@ def init_app(app: Flask) -> None:
         queue=queue,
         waiting=waiting,
         twilio=build_twilio(cfg),
-        helpline=Helpline(store, flow_engine(cfg["HELPLINE_NAME"]), waiting, queue),
+        stats=stats,
+        helpline=Helpline(store, flows, waiting, queue, stats=stats),
     )
 
 
-def build_redis(url: str) -> redis.Redis:
-    """A client that fails fast: a webhook must answer Twilio well within its 15 seconds."""
-    return redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=2, health_check_interval=30)
+def build_redis(url: str | None, sentinels: str | None = None, master: str | None = None) -> redis.Redis:
+    """A client that fails fast: a webhook must answer Twilio well within its 15 seconds.
+
+    With `sentinels` ("host:port,host:port") the client asks Redis Sentinel for the current master
+    of `master` and follows a failover; a password and database come from `url` when it has them.
+    """
+    options = {"socket_timeout": 3, "socket_connect_timeout": 2, "health_check_interval": 30}
+    if not sentinels:
+        return redis.Redis.from_url(url, **options)
+    hosts = [(host, int(port)) for host, _, port in (s.strip().rpartition(":") for s in sentinels.split(",") if s.strip())]
+    parsed = urlparse(url or "")
+    db = int(parsed.path.lstrip("/") or 0) if parsed.scheme.startswith("redis") else 0
+    sentinel = Sentinel(hosts, socket_timeout=2, socket_connect_timeout=2)
+    return sentinel.master_for(master or "helpline", password=parsed.password, username=parsed.username,
+                               db=db, **options)
 
 
 def build_queue(client: redis.Redis, name: str) -> Queue:

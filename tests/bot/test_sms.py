@@ -5,6 +5,7 @@ import multiprocessing
 import secrets
 
 import pytest
+from rq import Worker
 
 from bot import create_app
 from bot.redis_server import EmbeddedRedis
@@ -223,7 +224,10 @@ def test_healthz_reports_redis(tmp_path):
     server = EmbeddedRedis(tmp_path / "redis")
     url = server.start()
     try:
-        client = create_app(app_config(url, tmp_path / "instance")).test_client()
+        app = create_app(app_config(url, tmp_path / "instance"))
+        client = app.test_client()
+        # /healthz also wants a live RQ worker (tests/ops/test_health.py covers that side).
+        Worker([app.extensions["queue"]], connection=app.extensions["redis"]).register_birth()
         assert client.get("/healthz").status_code == 200
         server.stop()
         assert client.get("/healthz").status_code == 503

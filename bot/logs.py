@@ -1,0 +1,105 @@
+"""Structured logs: one JSON object per line on stderr, with a request (or job) id, and no personal data.
+
+Our own code never puts a number or a message in a log message; this module keeps the rest of
+the record from doing it either: an exception is logged as its type and where it was raised,
+never its message (which may quote input), and a request is logged by its route, never its path
+or query string (which may carry a chat token).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import sys
+import time
+import traceback
+
+from flask import Flask, g, has_request_context, request
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_MARK = "_helpline_json"
+
+
+class JsonFormatter(logging.Formatter):
+    """A record as one JSON line: time, level, logger, message, request id and any `extra` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "process": record.process,
+        }
+        request_id = getattr(record, "request_id", None) or current_request_id()
+        if request_id:
+            line["request_id"] = request_id
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                line[key] = value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+        if record.exc_info and record.exc_info[0] is not None:
+            kind, _, tb = record.exc_info
+            line["error"] = kind.__name__
+            line["where"] = [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}:{f.name}" for f in traceback.extract_tb(tb)][-5:]
+        return json.dumps(line, ensure_ascii=False)
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (test runners swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
+def current_request_id() -> str | None:
+    if has_request_context():
+        return g.get("request_id")
+    from rq import get_current_job  # a worker's "request" is its job
+
+    job = get_current_job()
+    return job.id if job is not None else None
+
+
+def configure(level: str = "INFO") -> None:
+    """Send every log record in this process through one JSON handler on stderr (once per process)."""
+    root = logging.getLogger()
+    if not any(getattr(h, _MARK, False) for h in root.handlers):
+        handler = StderrHandler()
+        handler.setFormatter(JsonFormatter())
+        setattr(handler, _MARK, True)
+        root.addHandler(handler)
+    root.setLevel(level)
+    # The Twilio client logs request parameters (a recipient's number) at INFO.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+
+
+def init_app(app: Flask) -> None:
+    """JSON logs for this process, and a request id on every request, its log lines and its answer."""
+    configure(app.config.get("LOG_LEVEL") or "INFO")
+    log = logging.getLogger("bot.request")
+
+    @app.before_request
+    def assign_request_id():
+        # Heroku's router and most proxies send one; keep it only when it looks like an id.
+        given = request.headers.get("X-Request-Id", "")
+        g.request_id = given if _SAFE_ID.match(given) else secrets.token_hex(8)
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def log_request(response):
+        if "request_started" in g:
+            log.info("request", extra={
+                "method": request.method,
+                "route": request.url_rule.rule if request.url_rule else None,
+                "status": response.status_code,
+                "ms": round((time.perf_counter() - g.request_started) * 1000, 1),
+            })
+            response.headers["X-Request-Id"] = g.request_id
+        return response

@@ -1,0 +1,322 @@
+"""Counters kept in Redis, so that every web process and worker adds to the same numbers.
+
+Why Redis and not prometheus-client's multiprocess mode: the help line runs several gunicorn
+processes and RQ workers, possibly on several hosts, and a scrape through a load balancer reaches
+one process at random. Counters that live in Redis are whole from any process, survive restarts,
+and cost no extra round trip: the engine adds its increments to the MULTI/EXEC that saves the
+message. The supervisor dashboard reads the same counters, kept per local day.
+
+Nothing here carries personal data: labels and fields are channels, priorities, reasons, menu
+paths, triage levels and outcomes; the only ids are HMAC conversation ids inside key values.
+"""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import threading
+import time
+from collections import Counter
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import redis
+from flask import Blueprint, Flask, Response, abort, current_app, g, request
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from rq.registry import FailedJobRegistry
+
+from . import audit
+from .waiting import _BAND, PRIORITIES
+from .waiting import KEY as WAITING_KEY
+
+TOTALS = "st:all"  # cumulative counters for /metrics
+CURSOR = "st:audit"  # the last audit entry folded into the counters
+FOLD_LOCK = "st:fold"
+DAY_TTL = 400 * 86400  # a year of daily counters, for the weekly view and year-on-year questions
+QUEUED_TTL = 30 * 86400
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+WAIT_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400)
+TIMED_ENDPOINTS = ("sms.inbound", "chat.post_message")  # answers a texter waits on
+
+bp = Blueprint("metrics", __name__)
+
+
+def day_key(day: date) -> str:
+    return f"st:d:{day.isoformat()}"
+
+
+def waits_key(day: date) -> str:
+    return f"st:w:{day.isoformat()}"
+
+
+def queued_key(conv_id: str) -> str:
+    return f"st:q:{conv_id}"
+
+
+def bucket(value: float, bounds: tuple) -> str:
+    """The smallest upper bound that holds value ("+Inf" past the last)."""
+    return next((f"{b:g}" for b in bounds if value <= b), "+Inf")
+
+
+def menu_paths(flow) -> dict[str, str]:
+    """Catalog key said first on each menu path -> the option's label (e.g. "ask_category" -> "find_help")."""
+    menu = flow.states.get("menu")
+    paths = {}
+    for opt in menu.options if menu else ():
+        key = opt.say or flow.states[opt.branches[0].to].say
+        if key:
+            paths[key] = opt.label
+    return paths
+
+
+class Stats:
+    """Counts messages, handoffs and console outcomes; one instance per process in app.extensions."""
+
+    def __init__(self, redis_client: redis.Redis, timezone: str, flow, clock=time.time):
+        self.redis, self.tz, self.clock = redis_client, ZoneInfo(timezone), clock
+        self.paths = menu_paths(flow)
+        # Webhook latencies are known only after the answer is written; they wait here and go to
+        # Redis with this process's next message transaction (or scrape), so they cost no round trip.
+        self._pending: Counter = Counter()
+        self._lock = threading.Lock()
+
+    def day(self, ts: float) -> date:
+        return datetime.fromtimestamp(ts, self.tz).date()
+
+    # -- writes, always inside someone else's pipeline ----------------------------------
+
+    def message(self, pipe, channel: str, before: tuple, conv, step, now: float, priority: str) -> None:
+        """Count one inbound message and what it led to; `before` is (new, state, handoff, risk)."""
+        was_new, state, handoff, risk = before
+        totals = Counter({f"in|{channel}": 1})
+        daily = Counter({"messages": 1})
+        if step.replies:
+            totals[f"out|{channel}"] += len(step.replies)
+        if was_new:
+            totals[f"conversations|{channel}"] += 1
+            daily["conversations"] += 1
+            daily[f"channel|{channel}"] += 1
+        if state == "menu":
+            path = next((self.paths[k] for k in step.keys if k in self.paths), None)
+            if path:
+                daily[f"path|{path}"] += 1
+        if conv.risk != risk:
+            daily[f"triage|{conv.risk}"] += 1
+        tip = step.effect("record_tip") is not None
+        if (handoff is None and conv.handoff == "waiting") or tip:
+            reason = "tip" if tip else conv.slots.get("reason", "counsellor")
+            totals[f"handoffs|{priority}"] += 1
+            daily[f"handoff|{reason}"] += 1
+            daily[f"priority|{priority}"] += 1
+            pipe.set(queued_key(conv.id), conv.slots.get("queued_at", now), ex=QUEUED_TTL)
+        self._add(pipe, totals, self.day(now), daily)
+        self.flush(pipe)
+
+    def count(self, client_or_pipe, name: str, label: str, n: int = 1) -> None:
+        """A cumulative counter from outside the message path, e.g. count(pipe, "send_failed", "sms")."""
+        client_or_pipe.hincrby(TOTALS, f"{name}|{label}", n)
+
+    def observe_latency(self, endpoint: str, seconds: float) -> None:
+        with self._lock:
+            self._pending[f"latency|{endpoint}|{bucket(seconds, LATENCY_BUCKETS)}"] += 1
+            self._pending[f"latency_count|{endpoint}"] += 1
+            self._pending[f"latency_ms|{endpoint}"] += round(seconds * 1000)
+
+    def flush(self, pipe) -> None:
+        """Queue this process's pending latency observations on pipe."""
+        with self._lock:
+            pending, self._pending = self._pending, Counter()
+        for field, n in pending.items():
+            pipe.hincrby(TOTALS, field, n)
+
+    def _add(self, pipe, totals: Counter, day: date, daily: Counter) -> None:
+        for field, n in totals.items():
+            pipe.hincrby(TOTALS, field, n)
+        key = day_key(day)
+        for field, n in daily.items():
+            pipe.hincrby(key, field, n)
+        pipe.expire(key, DAY_TTL)
+
+    # -- console actions, folded in from the audit trail -----------------------------
+
+    def fold_console_actions(self) -> None:
+        """Count claims (with how long each waited) and ended conversations (by outcome).
+
+        The console writes an audit entry for every claim and end; folding them here keeps
+        counting out of the console's code. One process folds at a time, under a short lock.
+        """
+        token = str(time.monotonic())
+        if not self.redis.set(FOLD_LOCK, token, nx=True, px=5000):
+            return
+        try:
+            while True:
+                cursor = (self.redis.get(CURSOR) or b"0-0").decode()
+                rows = self.redis.xrange(audit.STREAM, min=f"({cursor}", max="+", count=500)
+                if not rows:
+                    return
+                claims = [(f[b"conv"].decode(), float(f[b"at"])) for _, f in rows if f[b"action"] == b"claim"]
+                queued = self.redis.mget([queued_key(c) for c, _ in claims]) if claims else []
+                pipe = self.redis.pipeline(transaction=True)
+                for (conv_id, at), since in zip(claims, queued):
+                    day = self.day(at)
+                    self._add(pipe, Counter({"claimed": 1}), day, Counter({"claimed": 1}))
+                    if since is not None:
+                        wait = max(0.0, at - float(since))
+                        pipe.hincrby(TOTALS, f"wait|{bucket(wait, WAIT_BUCKETS)}", 1)
+                        pipe.hincrby(TOTALS, "wait_count", 1)
+                        pipe.hincrbyfloat(TOTALS, "wait_sum", wait)
+                        pipe.zadd(waits_key(day), {f"{conv_id}:{at}": wait})
+                        pipe.expire(waits_key(day), DAY_TTL)
+                        pipe.delete(queued_key(conv_id))
+                for _, f in rows:
+                    if f[b"action"] == b"end":
+                        outcome = f[b"detail"].decode() or "ended"
+                        self._add(pipe, Counter(), self.day(float(f[b"at"])), Counter({f"outcome|{outcome}": 1}))
+                pipe.set(CURSOR, rows[-1][0])
+                pipe.execute()
+        finally:
+            if self.redis.get(FOLD_LOCK) == token.encode():
+                self.redis.delete(FOLD_LOCK)
+
+    # -- reads ------------------------------------------------------------------
+
+    def totals(self) -> dict[str, float]:
+        return {k.decode(): float(v) for k, v in self.redis.hgetall(TOTALS).items()}
+
+    def days(self, first: date, last: date) -> dict[date, dict[str, int]]:
+        """Daily counters from first to last (inclusive), one round trip."""
+        span = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        pipe = self.redis.pipeline(transaction=False)
+        for day in span:
+            pipe.hgetall(day_key(day))
+        return {day: {k.decode(): int(float(v)) for k, v in raw.items()} for day, raw in zip(span, pipe.execute())}
+
+    def waits(self, first: date, last: date) -> list[float]:
+        """Seconds each conversation claimed between first and last waited, in order."""
+        span = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        pipe = self.redis.pipeline(transaction=False)
+        for day in span:
+            pipe.zrange(waits_key(day), 0, -1, withscores=True)
+        return sorted(score for rows in pipe.execute() for _, score in rows)
+
+    def queue_now(self) -> tuple[int, float | None]:
+        """(conversations waiting, seconds the longest has waited), in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(WAITING_KEY)
+        # Priority comes first in the score, so the oldest arrival is the first of some band, not of the set.
+        for band in range(len(PRIORITIES)):
+            pipe.zrangebyscore(WAITING_KEY, band * _BAND, (band + 1) * _BAND - 1, start=0, num=1, withscores=True)
+        depth, *firsts = pipe.execute()
+        arrivals = [rows[0][1] % _BAND / 1000 for rows in firsts if rows]
+        return int(depth), (max(0.0, self.clock() - min(arrivals)) if arrivals else None)
+
+
+def median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+class HelplineCollector:
+    """prometheus-client Collector that reads the shared counters at scrape time (one pipeline)."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+
+    def collect(self):
+        stats: Stats = self.app.extensions["stats"]
+        queue = self.app.extensions["queue"]
+        totals = stats.totals()
+        depth, longest = stats.queue_now()
+
+        def family(cls, name, doc, prefix, label):
+            metric = cls(name, doc, labels=[label])
+            for field, value in sorted(totals.items()):
+                kind, _, value_label = field.partition("|")
+                if kind == prefix:
+                    metric.add_metric([value_label], value)
+            return metric
+
+        yield family(CounterMetricFamily, "helpline_messages_in", "Inbound texter messages.", "in", "channel")
+        yield family(CounterMetricFamily, "helpline_messages_out", "Messages sent to texters (bot replies and counsellor messages).",
+                     "out", "channel")
+        yield family(CounterMetricFamily, "helpline_conversations", "Conversations started.", "conversations", "channel")
+        yield family(CounterMetricFamily, "helpline_handoffs", "Conversations queued for a counsellor.", "handoffs", "priority")
+        yield family(CounterMetricFamily, "helpline_send_failures", "Outbound messages the carrier refused or lost.",
+                     "send_failed", "channel")
+        yield CounterMetricFamily("helpline_claims", "Conversations a counsellor picked up.", value=totals.get("claimed", 0.0))
+        yield GaugeMetricFamily("helpline_queue_depth", "Conversations waiting for a counsellor now.", value=depth)
+        yield GaugeMetricFamily("helpline_longest_wait_seconds", "How long the longest-waiting conversation has waited.",
+                                value=longest or 0.0)
+        yield GaugeMetricFamily("helpline_failed_jobs", "RQ jobs in the failed registry.",
+                                value=FailedJobRegistry(queue=queue).count)
+        yield HistogramMetricFamily("helpline_wait_seconds", "Time from joining the queue to a counsellor's claim.",
+                                    buckets=_cumulative(totals, "wait|", WAIT_BUCKETS), sum_value=totals.get("wait_sum", 0.0))
+        latency = HistogramMetricFamily("helpline_webhook_seconds", "Time to answer a texter's webhook.",
+                                        labels=["endpoint"])
+        for endpoint in sorted({f.split("|")[1] for f in totals if f.startswith("latency_count|")}):
+            latency.add_metric([endpoint], _cumulative(totals, f"latency|{endpoint}|", LATENCY_BUCKETS),
+                               sum_value=totals.get(f"latency_ms|{endpoint}", 0.0) / 1000)
+        yield latency
+
+
+def _cumulative(totals: dict, prefix: str, bounds: tuple) -> list[tuple[str, float]]:
+    running, out = 0.0, []
+    for b in [f"{b:g}" for b in bounds] + ["+Inf"]:
+        running += totals.get(prefix + b, 0.0)
+        out.append((b, running))
+    return out
+
+
+# -- the web side ---------------------------------------------------------------
+
+
+def init_app(app: Flask) -> None:
+    """Stats in app.extensions, webhook timing, and /metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HelplineCollector(app))
+    app.extensions["metrics_registry"] = registry
+
+    @app.after_request
+    def time_webhook(response):
+        # bot.logs starts every request's clock.
+        if request.endpoint in TIMED_ENDPOINTS and "request_started" in g:
+            app.extensions["stats"].observe_latency(request.endpoint, time.perf_counter() - g.request_started)
+        return response
+
+    app.register_blueprint(bp)
+
+
+@bp.get("/metrics")
+def metrics():
+    _only_operators()
+    stats: Stats = current_app.extensions["stats"]
+    try:
+        stats.fold_console_actions()
+        pipe = stats.redis.pipeline(transaction=False)
+        stats.flush(pipe)
+        pipe.execute()
+        body = generate_latest(current_app.extensions["metrics_registry"])
+    except redis.RedisError:
+        abort(503, "Redis is unavailable")
+    return Response(body, mimetype="text/plain; version=0.0.4")
+
+
+def _only_operators() -> None:
+    """With METRICS_TOKEN: that bearer token. Without: only a direct request from this machine."""
+    token = current_app.config.get("METRICS_TOKEN")
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            abort(403)
+        return
+    # A forwarding header means a proxy on this machine passed on someone else's request.
+    if request.headers.get("X-Forwarded-For") or request.headers.get("Forwarded"):
+        abort(403)
+    try:
+        local = ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        local = False
+    if not local:
+        abort(403)
