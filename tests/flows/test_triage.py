@@ -1,0 +1,262 @@
+import csv
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from flows.triage import LEVELS, Assessment, Triage, TriageLexiconError
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(scope="module")
+def triage():
+    return Triage.load()
+
+
+def level(triage, text):
+    return triage.assess(text).level
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _rows(name):
+    with open(DATA / name, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+@pytest.mark.parametrize("name", ["triage_dev.tsv", "triage_extra.tsv"])
+def test_figures(triage, name):
+    rows = _rows(name)
+    by = {lv: [triage.assess(r["text"]).level for r in rows if r["level"] == lv] for lv in LEVELS}
+    assert all(by.values()), f"{name} must have lines of every level"
+    emergency = sum(x == "emergency" for x in by["emergency"]) / len(by["emergency"])
+    high = sum(x in ("high", "emergency") for x in by["high"]) / len(by["high"])
+    normal_fp = sum(x == "emergency" for x in by["normal"]) / len(by["normal"])
+    print(f"\n{name}: emergency->emergency {emergency:.1%} ({len(by['emergency'])}), "
+          f"high->high+ {high:.1%} ({len(by['high'])}), "
+          f"normal->emergency {normal_fp:.1%} ({len(by['normal'])})")
+    assert emergency >= 0.95
+    assert high >= 0.85
+    assert normal_fp <= 0.05
+
+
+def test_extra_set_is_big_and_bilingual():
+    rows = _rows("triage_extra.tsv")
+    assert len(rows) >= 80
+    assert {r["lang"] for r in rows} == {"en", "es"}
+    assert {r["level"] for r in rows} == set(LEVELS)
+
+
+# ---------------------------------------------------------------- negation
+
+# Each negated message must stay below emergency while the same message
+# without the negation must fire, so the test can't pass by matching nothing.
+NEGATION_PAIRS = [
+    ("i'm not in danger", "i'm in danger"),
+    ("no estoy en peligro", "estoy en peligro"),
+    ("nobody is hurting me", "he is hurting me"),
+    ("i don't want to die", "i want to die"),
+    ("no quiero morir", "quiero morir"),
+    ("he isn't hitting me anymore", "he is hitting me"),
+    ("nadie me esta pegando", "me esta pegando"),
+    ("ya no me pegan", "me pegan"),
+    ("they are not going to kill me", "they are going to kill me"),
+    ("i'm not going to kill myself", "i'm going to kill myself"),
+    ("i don't think he has a gun", "he has a gun"),
+    ("i dont feel like im in danger", "i feel like im in danger"),
+    ("no me quiero matar", "me quiero matar"),
+    ("he never hit me", "he hit me"),
+]
+
+
+@pytest.mark.parametrize("negated,plain", NEGATION_PAIRS)
+def test_negation(triage, negated, plain):
+    assert level(triage, plain) == "emergency"
+    assert level(triage, negated) != "emergency"
+
+
+@pytest.mark.parametrize("text", [
+    "no me dejan salir",          # the negation is the danger
+    "they won't let me leave",
+    "no quiero vivir",
+    "i dont feel safe",
+    "no, he has a gun",
+    "no he has a knife",          # "no" as an answer, no comma
+    "im not ok he has a gun",     # negation belongs to another clause
+    "no se si me va a matar",     # "no se" = I don't know
+])
+def test_negation_does_not_swallow_danger(triage, text):
+    assert level(triage, text) == "emergency"
+
+
+@pytest.mark.parametrize("negated,plain", [
+    ("my boss doesn't keep my passport", "my boss keeps my passport"),
+    ("nobody took my papers", "they took my papers"),
+])
+def test_negation_high(triage, negated, plain):
+    assert level(triage, plain) == "high"
+    assert level(triage, negated) == "normal"
+
+
+# ---------------------------------------------------------------- false positives
+
+
+@pytest.mark.parametrize("text", [
+    "i'm dying to know how this works haha",
+    "we're killing it at work",
+    "this traffic is killing me",
+    "my feet are killing me lol",
+    "I could kill for a taco",
+    "me muero de risa",
+    "me mata de risa mi hermano",
+    "a shot of tequila",
+    "going to the gun show",
+    "my passport expired",
+    "I need to pay my debt to the bank",
+    "hit me up later",
+    "he shot me a text",
+    "im locked out of my account",
+    "my mom wont let me go to the party",
+    "mi jefe no me deja salir temprano",
+    "i'm hurt that you didn't call",
+    "i can't leave until 5",
+    "2",
+    "93305",
+    "i have my passport with me",
+    "i'm 17 and looking for a job",
+    "what is human trafficking?",
+])
+def test_false_positives_are_normal(triage, text):
+    assert level(triage, text) == "normal"
+
+
+# ---------------------------------------------------------------- self-harm flag
+
+
+@pytest.mark.parametrize("text,expected_level,flag", [
+    ("want to die", "emergency", True),
+    ("me quiero matar", "emergency", True),
+    ("i swallowed a lot of pills", "emergency", True),
+    ("I'm going to end my life tonight", "emergency", True),
+    ("no quiero vivir", "emergency", True),
+    ("he has a gun", "emergency", False),
+    ("they said they will kill me", "emergency", False),
+    ("me va a matar", "emergency", False),
+    ("hola", "normal", False),
+])
+def test_self_harm_flag(triage, text, expected_level, flag):
+    a = triage.assess(text)
+    assert (a.level, a.self_harm) == (expected_level, flag)
+
+
+# ---------------------------------------------------------------- spelling
+
+
+@pytest.mark.parametrize("variants,expected", [
+    (["me está pegando", "me esta pegando", "ME ESTÁ PEGANDO", "me estan pegandoo"], "emergency"),
+    (["me quitaron el pasaporte", "me quitaron el pasaprote", "me kitaron el pasaporte"], "high"),
+    (["he's strangling me", "hes strangling me", "he is stranglin me"], "emergency"),
+    (["pleeease help hes choking me", "he is choking me!!!"], "emergency"),
+    (["ur boss has ur passport?? he has my passport", "my boss has my pasport"], "high"),
+    (["kiero matarme", "quiero matarme", "qiero matarme"], "emergency"),
+    (["I'm trapped", "im traped", "i’m trapped"], "emergency"),
+    (["they don't pay me", "they dont pay me", "they don’t pay me", "they dnt pay me"], "high"),
+    (["me engañaron con una oferta de trabajo", "me enganaron con una oferta de trabajo"], "high"),
+])
+def test_spelling_variants(triage, variants, expected):
+    assert [level(triage, v) for v in variants] == [expected] * len(variants)
+
+
+# ---------------------------------------------------------------- API and robustness
+
+
+def test_api_shape(triage):
+    a = triage.assess("he has a gun")
+    assert isinstance(a, Assessment)
+    assert (a.level, a.matched, a.self_harm) == ("emergency", ("weapon",), False)
+    assert a.to_dict() == {"level": "emergency", "matched": ["weapon"]}
+    explained = a.to_dict(explain=True)
+    assert explained["explain"][0]["id"] == "weapon"
+    assert explained["explain"][0]["level"] == "emergency"
+    assert explained["explain"][0]["span"] == "has a gun"
+    assert isinstance(explained["explain"][0]["pattern"], str)
+    assert LEVELS == ("normal", "high", "emergency")
+
+
+def test_level_is_the_highest_match(triage):
+    a = triage.assess("my boss keeps my passport and he has a gun")
+    assert a.level == "emergency"
+    assert set(a.matched) == {"passport_held", "weapon"}
+
+
+@pytest.mark.parametrize("text", [
+    "", " ", "\x00", "\x00he\x00", "😀😭🔫", "🔪", "\u200b\u200b", "ﾟ･✿ヾ╲(｡◕‿◕｡)╱✿･ﾟ",
+    "\ud800", "a" * 1600, "me " * 533, "\n\n\t", "????!!!!", "ñ" * 1600, "x" * 100_000,
+])
+def test_never_raises(triage, text):
+    a = triage.assess(text)
+    assert a.level in LEVELS
+    assert a.to_dict(explain=True)["level"] == a.level
+
+
+def test_long_message_within_limit_is_scanned(triage):
+    text = ("ok " * 520) + "he has a gun"
+    assert 1550 < len(text) <= 1600
+    assert level(triage, text) == "emergency"
+
+
+def test_empty_is_normal(triage):
+    assert triage.assess("").to_dict() == {"level": "normal", "matched": []}
+
+
+# ---------------------------------------------------------------- lexicon errors
+
+GOOD = """\
+classes:
+  ARMS: [gun, knife]
+entries:
+  - id: weapon
+    level: emergency
+    patterns:
+      en:
+        - "has ~2 @ARMS"
+"""
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "lex.yaml"
+    p.write_text(textwrap.dedent(text), encoding="utf-8")
+    return p
+
+
+def test_custom_lexicon_loads(tmp_path):
+    t = Triage.load(_write(tmp_path, GOOD))
+    assert t.assess("he has a knife").matched == ("weapon",)
+    assert t.assess("she is 15").level == "normal"
+
+
+@pytest.mark.parametrize("bad_line,replacement,line_no", [
+    ("    level: emergency", "    level: urgent", 5),
+    ('        - "has ~2 @ARMS"', '        - ""', 8),
+    ('        - "has ~2 @ARMS"', '        - "has /(unclosed/"', 8),
+    ('        - "has ~2 @ARMS"', '        - "has /1[0-/"', 8),
+    ("    level: emergency", "    level: normal", 5),
+    ('        - "has ~2 @ARMS"', '        - "has ~2 @NOPE"', 8),
+    ('        - "has ~2 @ARMS"', '        - "has ~2 gun$"', 8),
+])
+def test_broken_lexicon_names_file_and_line(tmp_path, bad_line, replacement, line_no):
+    assert bad_line in GOOD
+    path = _write(tmp_path, GOOD.replace(bad_line, replacement))
+    with pytest.raises(TriageLexiconError) as exc:
+        Triage.load(path)
+    assert isinstance(exc.value, ValueError)
+    assert "lex.yaml" in str(exc.value)
+    assert f"line {line_no}" in str(exc.value)
+
+
+def test_invalid_yaml_names_line(tmp_path):
+    path = _write(tmp_path, GOOD + "  - id: [unclosed\n")
+    with pytest.raises(TriageLexiconError, match=r"lex\.yaml, line \d+"):
+        Triage.load(path)
