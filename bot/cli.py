@@ -200,3 +200,41 @@ def resources_check():
     click.echo(f"{len(report.errors)} errors, {len(report.warnings)} warnings")
     if report.errors:
         sys.exit(1)
+
+
+@main.group()
+def keys():
+    """The data key (HELPLINE_DATA_KEY): generate a new one, re-encrypt under it, check."""
+
+
+@keys.command("generate")
+def keys_generate():
+    """Print a new Fernet key to put in front of HELPLINE_DATA_KEY."""
+    from .keys import generate
+
+    click.echo(generate())
+
+
+@keys.command("rotate")
+def keys_rotate():
+    """Re-encrypt every stored value under the newest key (the first of HELPLINE_DATA_KEY)."""
+    if _walk_encrypted(apply=True).failed:
+        sys.exit(1)
+
+
+@keys.command("check")
+def keys_check():
+    """Exit 0 only when the newest key alone opens every stored value (then older keys may go)."""
+    if _walk_encrypted(apply=False).stale:
+        sys.exit(1)
+
+
+def _walk_encrypted(apply: bool):
+    from .keys import rotate
+
+    app = _app()
+    report = rotate(app.extensions["redis"], app.extensions["vault"], apply=apply)
+    click.echo(report.summary())
+    for name in report.failed:
+        click.echo(f"unreadable under every configured key: {name}", err=True)
+    return report

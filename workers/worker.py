@@ -4,7 +4,7 @@ from __future__ import annotations
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from . import context
+from . import context, retention
 
 # RQ renews a worker's heartbeat every worker_ttl - 15 seconds while idle (and while a job runs);
 # a minute keeps /healthz's WORKER_HEARTBEAT_MAX_AGE (two minutes) well above one renewal.
@@ -15,6 +15,7 @@ def run(burst: bool = False, name: str | None = None) -> bool:
     """Work the help line's queue until stopped (or until it is empty, with burst)."""
     app = context.app()
     queue = app.extensions["queue"]
+    retention.schedule(queue, app.config["RETENTION_PURGE_MINUTES"])
     # The app's factory has already sent this process's logs (RQ's too) through bot.logs as JSON lines.
     worker = Worker([queue], connection=app.extensions["redis"], serializer=JSONSerializer, name=name,
                     worker_ttl=WORKER_TTL)
