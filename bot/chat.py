@@ -1,0 +1,285 @@
+"""The web chat channel: a page, a JSON API on the same engine as SMS, live counsellor replies, quick exit.
+
+A chat is a conversation with channel "web" whose address is a random token. The page keeps
+the token in a JavaScript variable only, so closing the tab (or the quick exit) leaves nothing
+on the device; the token is checked against the stored conversation on every call.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from functools import wraps
+
+import redis
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
+
+from flows.catalog import LANGUAGES
+from flows.conversation import Conversation
+from flows.engine import MAX_TEXT, FlowEngine
+
+from . import ratelimit
+from .engine import Inbound
+from .errors import ConversationBusy, StoreUnavailable
+from .events import conversation_channel
+from .extensions import get_helpline, get_redis, get_store
+from .store import conv_key, entry
+
+bp = Blueprint("chat", __name__, url_prefix="/chat")
+log = logging.getLogger(__name__)
+
+TOKEN_BYTES = 32
+MAX_CLIENT_ID = 64
+# A chat opened and never answered is forgotten after a day; the first message gives it the full retention.
+UNTOUCHED_TTL = 24 * 3600
+# A stream ends after this long and the browser's EventSource reconnects, so no web worker is held forever.
+STREAM_SECONDS = 60
+HEARTBEAT_SECONDS = 15
+# Transcript entries the page learns about over the stream; the bot's answers come with the POST.
+LIVE_SENDERS = ("counsellor", "system")
+# The page's own words; each is chat_<name> in the catalogs.
+PAGE_WORDS = (
+    "title", "intro", "danger", "log_label", "input_label", "placeholder", "send", "exit", "exit_hint",
+    "choices_label", "you", "counsellor", "connecting", "error_network", "error_ended", "slow_down",
+    "too_long", "new", "other_language", "noscript",
+)
+
+
+class ChatError(Exception):
+    """A chat request that gets a JSON error answer instead of a reply."""
+
+    def __init__(self, status: int, error: str, **extra):
+        super().__init__(error)
+        self.status, self.error, self.extra = status, error, extra
+
+
+@bp.errorhandler(ChatError)
+def _chat_error(exc: ChatError):
+    response = jsonify(error=exc.error, **exc.extra)
+    response.status_code = exc.status
+    if "retry_after" in exc.extra:
+        response.headers["Retry-After"] = str(exc.extra["retry_after"])
+    return response
+
+
+def _store_errors(view):
+    """Redis trouble answers 503 with the safety numbers, never a 500."""
+
+    @wraps(view)
+    def guarded(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except (StoreUnavailable, ConversationBusy, redis.RedisError) as exc:
+            log.error("chat answered 503: %s", type(exc).__name__)
+            # Without the store the chat's language is unknown: the safety numbers in every language.
+            replies = [_engine().catalog.render(lang, "unavailable") for lang in LANGUAGES]
+            raise ChatError(503, "unavailable", replies=replies) from exc
+
+    return guarded
+
+
+# -- the page ------------------------------------------------------------------
+
+
+@bp.get("")
+def page():
+    lang = request.args.get("lang", "en")
+    if lang not in LANGUAGES:
+        lang = "en"
+    engine = _engine()
+    words = {name: engine.catalog.render(lang, f"chat_{name}", name=engine.helpline_name) for name in PAGE_WORDS}
+    other = next(code for code in LANGUAGES if code != lang)
+    # bot.security adds the headers: no-store (Back cannot show it from cache), no referrer for the
+    # exit page, and frame-ancestors limited to CHAT_EMBED_ORIGINS.
+    return render_template("chat.html", lang=lang, other=other, words=words, name=engine.helpline_name,
+                           exit_url=current_app.config["CHAT_EXIT_URL"])
+
+
+# -- the JSON API ----------------------------------------------------------------
+
+
+@bp.post("/api/session")
+@_store_errors
+def open_session():
+    """Start a chat: a fresh token, and the flow's welcome in the chosen language."""
+    body = _body(required=False)
+    lang = body.get("lang", "en")
+    if lang not in LANGUAGES:
+        raise ChatError(400, "bad_request", detail=f"lang must be one of {', '.join(LANGUAGES)}")
+    cfg = current_app.config
+    _limit("chat-open", "addr:" + client_address(), cfg["CHAT_SESSIONS_PER_HOUR"], 3600)
+
+    helpline, store, now = get_helpline(), get_store(), time.time()
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    conv = Conversation(id=helpline.conversation_id("web", token), channel="web", address=token, lang=lang)
+    # Opening the page is the chat's first message: the flow answers it as it answers a first SMS.
+    step = helpline.flows.step(conv, "", now)
+    with store.locked(conv.id) as session:
+        session.conv = conv
+        session.entries += [entry("bot", reply, now) for reply in step.replies]
+    store.redis.expire(conv_key(conv.id), UNTOUCHED_TTL)
+    return jsonify(token=token, lang=conv.lang, replies=step.replies, choices=choices(conv)), 201
+
+
+@bp.post("/api/messages")
+@_store_errors
+def post_message():
+    body = _body()
+    token = _token(body.get("token"))
+    text, client_id = body.get("text"), body.get("client_id")
+    if not isinstance(text, str) or not text.strip():
+        raise ChatError(400, "bad_request", detail="text must be a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise ChatError(400, "too_long", detail=f"text is longer than {MAX_TEXT} characters", limit=MAX_TEXT)
+    if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID:
+        raise ChatError(400, "bad_request", detail=f"client_id must be a string of 1 to {MAX_CLIENT_ID} characters")
+    per_chat = current_app.config["CHAT_MESSAGES_PER_MINUTE"]
+    _limit("chat-msg", "addr:" + client_address(), per_chat * 10, 60)
+    helpline = get_helpline()
+    cid = _conversation_of(token)
+    _limit("chat-msg", "token:" + token, per_chat, 60)
+
+    # The page's id for this message: a retry after a lost answer gets the first answer again.
+    message_id = "web:" + helpline.store.vault.digest(f"{token}:{client_id}")
+    outcome = helpline.handle(Inbound("web", token, text, message_id=message_id))
+    conv = helpline.store.load(cid)
+    return jsonify(replies=outcome.replies, choices=choices(conv), open=conv is not None)
+
+
+@bp.post("/api/exit")
+@_store_errors
+def quick_exit():
+    """Erase the chat now, as a confirmed DELETE does; the page has already left for CHAT_EXIT_URL."""
+    cid = _conversation_of(_token(_body().get("token")))
+    get_helpline().erase(cid)
+    return jsonify(erased=True)
+
+
+@bp.get("/api/events")
+@_store_errors
+def events():
+    """Server-sent events: what a counsellor (or the system) writes to this chat, as it is written."""
+    cid = _conversation_of(_token(request.args.get("token")))
+    try:
+        seen = int(request.headers.get("Last-Event-ID", "-1"))
+    except ValueError:
+        seen = -1
+    store = get_store()
+    pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
+    # Subscribe before reading the transcript so that nothing written in between is missed.
+    pubsub.subscribe(conversation_channel(cid))
+    return Response(_stream(store, pubsub, cid, seen), mimetype="text/event-stream",
+                    headers={"X-Accel-Buffering": "no"})
+
+
+def _stream(store, pubsub, cid: str, seen: int):
+    try:
+        yield "retry: 2000\n\n"
+        for frame, seen in _live_entries(store, cid, seen):
+            yield frame
+        deadline = time.monotonic() + STREAM_SECONDS
+        beat = time.monotonic() + HEARTBEAT_SECONDS
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=1.0)
+            kind = json.loads(message["data"]).get("kind") if message else None
+            if kind == "reply":
+                for frame, seen in _live_entries(store, cid, seen):
+                    yield frame
+            elif kind == "erased":
+                yield "event: ended\ndata: {}\n\n"
+                return
+            if time.monotonic() >= beat:
+                beat = time.monotonic() + HEARTBEAT_SECONDS
+                yield ": still here\n\n"
+    except redis.RedisError:
+        log.warning("a chat stream lost Redis; the page reconnects")
+    finally:
+        pubsub.close()
+
+
+def _live_entries(store, cid: str, seen: int):
+    """(SSE frame, transcript index) for each counsellor or system entry after index `seen`."""
+    start = seen + 1
+    for index, item in enumerate(store.transcript(cid, start), start=start):
+        if item.get("from") in LIVE_SENDERS:
+            data = json.dumps({"from": item["from"], "text": item.get("text", "")})
+            yield f"id: {index}\nevent: reply\ndata: {data}\n\n", index
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def choices(conv: Conversation | None) -> list[dict]:
+    """Buttons for the state the chat is in: its numbered answers, then the menu where the flow allows it.
+
+    Labels are catalog texts `chat_choice_<option label>`; nothing here names a state or an answer.
+    """
+    engine = _engine()
+    if conv is None or conv.handoff or conv.opted_out:
+        return []
+    state = engine.flow.states.get(conv.state)
+    if state is None or not state.options:
+        return []
+    lang = conv.lang
+
+    def label(name: str) -> str:
+        return engine.catalog.render(lang, f"chat_choice_{name}")
+
+    out = [{"send": str(n), "label": label(opt.label)} for n, opt in enumerate(state.options, start=1)]
+    menu = next((g for g in engine.flow.globals if "0" in g.words and g.to), None)
+    # The menu is offered everywhere past the opening question (which must be answered first).
+    opening = {b.to for b in engine.flow.states[engine.flow.initial].branches}
+    if menu is not None and state.name != menu.to and state.name not in opening:
+        out.append({"send": "0", "label": label(menu.id)})
+    return out
+
+
+def client_address() -> str:
+    """The visitor's address, as the last trusted proxy (CHAT_PROXY_HOPS) saw it."""
+    hops = current_app.config.get("CHAT_PROXY_HOPS", 0)
+    route = request.access_route
+    if hops and request.headers.get("X-Forwarded-For") and len(route) >= hops:
+        return route[-hops]
+    return request.remote_addr or "unknown"
+
+
+def _engine() -> FlowEngine:
+    return get_helpline().flows
+
+
+def _body(required: bool = True) -> dict:
+    if not request.get_data():
+        if required:
+            raise ChatError(400, "bad_request", detail="a JSON body is required")
+        return {}
+    if not request.is_json:
+        raise ChatError(400, "bad_request", detail="send Content-Type: application/json")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ChatError(400, "bad_request", detail="the body must be a JSON object")
+    return body
+
+
+def _token(value) -> str:
+    # token_urlsafe(32) is 43 characters; anything far from that cannot be ours.
+    if not isinstance(value, str) or not 20 <= len(value) <= 100:
+        raise ChatError(400, "bad_request", detail="token is missing or malformed")
+    return value
+
+
+def _conversation_of(token: str) -> str:
+    """The conversation id of a live chat token, or 404."""
+    helpline = get_helpline()
+    cid = helpline.conversation_id("web", token)
+    if not helpline.store.redis.exists(conv_key(cid)):
+        raise ChatError(404, "not_found", detail="this chat has ended or never existed")
+    return cid
+
+
+def _limit(bucket: str, who: str, limit: int, window: int) -> None:
+    vault = get_helpline().store.vault
+    if not ratelimit.allow(get_redis(), bucket, vault.digest(who), limit, window):
+        retry = max(1, int(window - time.time() % window))
+        raise ChatError(429, "too_many_requests", retry_after=retry)
+

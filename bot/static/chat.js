@@ -1,0 +1,279 @@
+// The web chat page: talks to /chat/api, shows counsellor replies live, and leaves fast.
+// The chat's token lives only in a variable below: never in a cookie, localStorage or
+// sessionStorage, so nothing of the conversation stays on the device.
+(function () {
+  "use strict";
+
+  const root = document.getElementById("chat");
+  const words = JSON.parse(root.dataset.words);
+  const api = root.dataset.api;
+  const exitUrl = root.dataset.exitUrl;
+  const lang = document.documentElement.lang;
+  const MAX_TEXT = 1600;
+
+  const log = document.getElementById("log");
+  const status = document.getElementById("status");
+  const choicesBox = document.getElementById("choices");
+  const form = document.getElementById("composer");
+  const input = document.getElementById("text");
+  const sendButton = document.getElementById("send");
+  const restartButton = document.getElementById("restart");
+
+  let token = null;
+  let stream = null;
+  let streamRetry = null;
+  let busy = false;
+  let leaving = false;
+  const shownLive = new Set(); // transcript indexes already shown (a reconnect may repeat one)
+
+  // -- talking to the server ------------------------------------------------------
+
+  async function post(path, body, keepalive) {
+    const response = await fetch(api + path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+      cache: "no-store",
+      credentials: "omit",
+      keepalive: Boolean(keepalive),
+    });
+    let data = {};
+    try {
+      data = await response.json();
+    } catch (err) {
+      data = {};
+    }
+    return { status: response.status, data: data };
+  }
+
+  // A network failure is tried again with the same client_id: the server answers a repeat once.
+  async function postWithRetry(path, body) {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await post(path, body);
+      } catch (err) {
+        if (attempt >= 2) return null;
+        await new Promise(function (resolve) { setTimeout(resolve, 1500 * (attempt + 1)); });
+      }
+    }
+  }
+
+  function newId() {
+    const bytes = new Uint8Array(12);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
+  }
+
+  // -- what the visitor sees --------------------------------------------------------
+
+  const senders = { you: words.you, bot: root.dataset.name, counsellor: words.counsellor, system: root.dataset.name };
+
+  function addMessage(from, text) {
+    const item = document.createElement("li");
+    item.className = "msg msg-" + from;
+    const who = document.createElement("span");
+    who.className = from === "counsellor" ? "who" : "who sr-only";
+    who.textContent = senders[from] || senders.bot;
+    const body = document.createElement("p");
+    body.textContent = text;
+    item.append(who, body);
+    log.append(item);
+    item.scrollIntoView({ block: "end" });
+    return item;
+  }
+
+  function say(text) {
+    status.textContent = text || "";
+  }
+
+  function showChoices(choices) {
+    choicesBox.replaceChildren();
+    (choices || []).forEach(function (choice) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "choice";
+      button.textContent = choice.label;
+      button.addEventListener("click", function () {
+        send(choice.send, choice.label);
+        input.focus();
+      });
+      choicesBox.append(button);
+    });
+    choicesBox.hidden = !choicesBox.childElementCount;
+  }
+
+  function setBusy(value) {
+    busy = value;
+    sendButton.disabled = value || !token;
+    log.setAttribute("aria-busy", value ? "true" : "false");
+    choicesBox.querySelectorAll("button").forEach(function (b) { b.disabled = value; });
+  }
+
+  function setOpen(open) {
+    input.disabled = !open;
+    sendButton.disabled = !open || busy;
+    form.hidden = !open;
+    restartButton.hidden = open;
+  }
+
+  function pauseSending(seconds) {
+    sendButton.disabled = true;
+    setTimeout(function () {
+      if (token && !busy) sendButton.disabled = false;
+      if (status.textContent === words.slow_down) say("");
+    }, Math.max(1, seconds) * 1000);
+  }
+
+  // -- the conversation -----------------------------------------------------------
+
+  async function start() {
+    setOpen(true);
+    input.disabled = true;
+    say(words.connecting);
+    const answer = await postWithRetry("/session", { lang: lang });
+    if (leaving) return;
+    if (answer && answer.status === 201) {
+      token = answer.data.token;
+      say("");
+      answer.data.replies.forEach(function (text) { addMessage("bot", text); });
+      showChoices(answer.data.choices);
+      setOpen(true);
+      openStream();
+    } else if (answer && answer.status === 429) {
+      say(words.slow_down);
+      setTimeout(start, (answer.data.retry_after || 30) * 1000);
+    } else {
+      (answer && answer.data.replies || []).forEach(function (text) { addMessage("bot", text); });
+      say(words.error_network);
+      setOpen(false);
+    }
+  }
+
+  async function send(text, shown) {
+    text = text.trim();
+    if (!token || busy || !text) return;
+    if (text.length > MAX_TEXT) {
+      say(words.too_long);
+      return;
+    }
+    say("");
+    const bubble = addMessage("you", shown || text);
+    if (!shown) input.value = "";
+    showChoices([]);
+    setBusy(true);
+    const answer = await postWithRetry("/messages", { token: token, text: text, client_id: newId() });
+    setBusy(false);
+    if (leaving) return;
+    if (answer === null) {
+      handBack(bubble, text, shown);
+      say(words.error_network);
+    } else if (answer.status === 200) {
+      answer.data.replies.forEach(function (reply) { addMessage("bot", reply); });
+      showChoices(answer.data.choices);
+      if (!answer.data.open) ended();
+    } else if (answer.status === 429) {
+      handBack(bubble, text, shown);
+      say(words.slow_down);
+      pauseSending(answer.data.retry_after || 10);
+    } else if (answer.status === 404) {
+      bubble.remove();
+      ended();
+    } else if (answer.data.error === "too_long") {
+      handBack(bubble, text, shown);
+      say(words.too_long);
+    } else {
+      (answer.data.replies || []).forEach(function (reply) { addMessage("bot", reply); });
+      handBack(bubble, text, shown);
+      say(words.error_network);
+    }
+  }
+
+  // The message did not go through: take the bubble back and let the visitor send it again.
+  function handBack(bubble, text, shown) {
+    bubble.remove();
+    if (!shown && !input.value) input.value = text;
+  }
+
+  function ended() {
+    token = null;
+    closeStream();
+    showChoices([]);
+    say(words.error_ended);
+    setOpen(false);
+    restartButton.focus();
+  }
+
+  // -- counsellor replies, live ---------------------------------------------------
+
+  function openStream() {
+    streamRetry = null;
+    if (!token || leaving || !window.EventSource) return;
+    stream = new EventSource(api + "/events?token=" + encodeURIComponent(token));
+    stream.addEventListener("reply", function (event) {
+      if (shownLive.has(event.lastEventId)) return;
+      shownLive.add(event.lastEventId);
+      const data = JSON.parse(event.data);
+      addMessage(data.from, data.text);
+    });
+    stream.addEventListener("ended", ended);
+    stream.addEventListener("error", function () {
+      // EventSource reconnects by itself after a stream ends; after a refusal it gives up, so try later.
+      if (stream && stream.readyState === EventSource.CLOSED) {
+        closeStream();
+        if (token && !leaving) streamRetry = setTimeout(openStream, 5000);
+      }
+    });
+  }
+
+  function closeStream() {
+    if (stream) stream.close();
+    stream = null;
+    if (streamRetry) clearTimeout(streamRetry);
+    streamRetry = null;
+  }
+
+  // -- quick exit -----------------------------------------------------------------
+
+  function quickExit() {
+    if (leaving) return;
+    leaving = true;
+    const last = token;
+    token = null;
+    closeStream();
+    if (last) {
+      // keepalive: the erase still reaches the server while the page is being replaced.
+      post("/exit", { token: last }, true).catch(function () {});
+    }
+    log.replaceChildren();
+    choicesBox.replaceChildren();
+    input.value = "";
+    document.title = "";
+    try {
+      // Embedded on a partner's site, the whole tab leaves, not just the frame.
+      window.top.location.replace(exitUrl);
+    } catch (err) {
+      window.location.replace(exitUrl);
+    }
+  }
+
+  document.getElementById("exit").addEventListener("click", quickExit);
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") {
+      event.preventDefault();
+      quickExit();
+    }
+  });
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    send(input.value);
+  });
+
+  restartButton.addEventListener("click", function () {
+    log.replaceChildren();
+    shownLive.clear();
+    start().then(function () { input.focus(); });
+  });
+
+  start();
+})();
