@@ -27,11 +27,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.init_app(app)
     metrics.init_app(app)
 
-    from . import chat, health, sms
+    from . import chat, console, health, sms
 
     app.register_blueprint(sms.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(chat.bp)
+    app.register_blueprint(console.bp)
     _register_error_pages(app)
     return app
 

@@ -238,3 +238,54 @@ def _walk_encrypted(apply: bool):
     for name in report.failed:
         click.echo(f"unreadable under every configured key: {name}", err=True)
     return report
+
+
+@main.group()
+def counsellor():
+    """Console accounts: add, list and remove counsellors."""
+
+
+@counsellor.command("add")
+@click.argument("name")
+@click.option("--supervisor", is_flag=True, help="may see every conversation and the audit trail")
+def counsellor_add(name, supervisor):
+    """Create NAME (or set a new password); the password is asked twice, or read from stdin when piped."""
+    from .console import accounts
+
+    try:
+        name = accounts.clean_name(name)
+    except accounts.AccountError as exc:
+        raise click.BadParameter(str(exc), param_hint="NAME") from exc
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    app = _app()
+    try:
+        accounts.add(app.extensions["redis"], name, password, supervisor)
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{'supervisor' if supervisor else 'counsellor'} {name} saved")
+
+
+@counsellor.command("list")
+def counsellor_list():
+    """Every account, whether it is a supervisor and whether it is online."""
+    from .console import accounts
+
+    client = _app().extensions["redis"]
+    online = set(accounts.online(client))
+    for person in accounts.everyone(client):
+        role = "supervisor" if person.supervisor else "counsellor"
+        click.echo(f"{person.name}\t{role}\t{'online' if person.name in online else 'away'}")
+
+
+@counsellor.command("remove")
+@click.argument("name")
+def counsellor_remove(name):
+    """Delete NAME's account; its console sessions end at their next request."""
+    from .console import accounts
+
+    if not accounts.remove(_app().extensions["redis"], name):
+        raise click.ClickException(f"no counsellor named {name!r}")
+    click.echo(f"{name} removed")

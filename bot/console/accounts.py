@@ -1,0 +1,134 @@
+"""Counsellor accounts and presence in Redis: who may sign in, who is a supervisor, who is online."""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+import redis
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+NAMES = "counsellors"  # a set of every account name
+ONLINE = "counsellors:online"  # a set of names taking conversations; the wait estimate reads it
+SEEN = "counsellors:seen"  # name -> when that counsellor last did something, to drop the idle ones
+MIN_PASSWORD = 12
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
+_hasher = PasswordHasher()
+# Checked when the name is unknown, so a wrong name takes as long as a wrong password.
+_DECOY = _hasher.hash("not a real password, only for timing")
+
+
+class AccountError(ValueError):
+    """A counsellor name or password that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Counsellor:
+    name: str
+    supervisor: bool = False
+
+
+def account_key(name: str) -> str:
+    return f"counsellor:{name}"
+
+
+def clean_name(name: str) -> str:
+    """Names are lower case letters, digits, dot, dash and underscore; 2 to 32 of them."""
+    name = (name or "").strip().lower()
+    if not _NAME.match(name):
+        raise AccountError("a name is 2-32 lower-case letters, digits, '.', '-' or '_', starting with a letter or digit")
+    return name
+
+
+def add(client: redis.Redis, name: str, password: str, supervisor: bool = False) -> Counsellor:
+    """Create or replace an account (replacing sets a new password)."""
+    name = clean_name(name)
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"a password needs at least {MIN_PASSWORD} characters")
+    pipe = client.pipeline(transaction=True)
+    pipe.hset(account_key(name), mapping={"hash": _hasher.hash(password), "supervisor": int(supervisor),
+                                          "created": f"{time.time():.0f}"})
+    pipe.sadd(NAMES, name)
+    pipe.execute()
+    return Counsellor(name, supervisor)
+
+
+def remove(client: redis.Redis, name: str) -> bool:
+    """Delete an account; its console sessions end at their next request."""
+    name = (name or "").strip().lower()
+    pipe = client.pipeline(transaction=True)
+    pipe.delete(account_key(name))
+    pipe.srem(NAMES, name)
+    pipe.srem(ONLINE, name)
+    pipe.zrem(SEEN, name)
+    return bool(pipe.execute()[0])
+
+
+def get(client: redis.Redis, name: str) -> Counsellor | None:
+    raw = client.hget(account_key(name), "supervisor") if name else None
+    return None if raw is None else Counsellor(name, raw == b"1")
+
+
+def names(client: redis.Redis) -> list[str]:
+    return sorted(n.decode() for n in client.smembers(NAMES))
+
+
+def everyone(client: redis.Redis) -> list[Counsellor]:
+    found = [get(client, n) for n in names(client)]
+    return [c for c in found if c is not None]
+
+
+def verify(client: redis.Redis, name: str, password: str) -> Counsellor | None:
+    """The counsellor when name and password match, else None (in about the same time either way)."""
+    try:
+        name = clean_name(name)
+    except AccountError:
+        name = ""
+    stored = client.hmget(account_key(name), "hash", "supervisor") if name else [None, None]
+    hashed = stored[0].decode() if stored[0] else _DECOY
+    try:
+        _hasher.verify(hashed, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if stored[0] is None:
+        return None
+    if _hasher.check_needs_rehash(hashed):
+        client.hset(account_key(name), "hash", _hasher.hash(password))
+    return Counsellor(name, stored[1] == b"1")
+
+
+# -- presence --------------------------------------------------------------------
+
+
+def set_online(client: redis.Redis, name: str, online: bool) -> None:
+    pipe = client.pipeline(transaction=True)
+    if online:
+        pipe.sadd(ONLINE, name)
+        pipe.zadd(SEEN, {name: time.time()})
+    else:
+        pipe.srem(ONLINE, name)
+    pipe.execute()
+
+
+def is_online(client: redis.Redis, name: str) -> bool:
+    return bool(client.sismember(ONLINE, name))
+
+
+def online(client: redis.Redis) -> list[str]:
+    return sorted(n.decode() for n in client.smembers(ONLINE))
+
+
+def seen(client: redis.Redis, name: str) -> None:
+    client.zadd(SEEN, {name: time.time()})
+
+
+def drop_idle(client: redis.Redis, idle_seconds: float) -> list[str]:
+    """Take counsellors who did nothing for idle_seconds out of the online set; their sessions have expired."""
+    stale = [n.decode() for n in client.zrangebyscore(SEEN, 0, time.time() - idle_seconds)]
+    if stale:
+        pipe = client.pipeline(transaction=True)
+        pipe.srem(ONLINE, *stale)
+        pipe.zrem(SEEN, *stale)
+        pipe.execute()
+    return stale

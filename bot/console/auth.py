@@ -1,0 +1,212 @@
+"""Console sign-in: server-side sessions in Redis, CSRF tokens, idle expiry and the view decorators.
+
+The browser holds only a random session id in an HttpOnly cookie scoped to /console; the
+session itself (who, when last active) lives in Redis, so sign-out and idle expiry end it
+for certain and removing an account ends its sessions.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from functools import wraps
+
+from flask import (abort, current_app, g, make_response, redirect, render_template, request,
+                   url_for)
+
+from .. import audit
+from ..extensions import get_redis
+from ..ratelimit import allow
+from . import accounts, bp
+from .accounts import Counsellor
+
+COOKIE = "helpline_console"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+# A poll from an open page is not the counsellor doing something unless the page says so.
+POLL_HEADER = "X-Console-Poll"
+ACTIVE_HEADER = "X-Console-Active"
+SIGNIN_PER_NAME = (5, 300)  # attempts per window (seconds) for one name
+SIGNIN_PER_ADDRESS = (30, 300)  # attempts per window for one client address
+
+
+def session_key(sid: str) -> str:
+    return f"console:s:{current_app.extensions['vault'].digest('console-session:' + sid)}"
+
+
+def idle_seconds() -> int:
+    return int(current_app.config["CONSOLE_IDLE_MINUTES"]) * 60
+
+
+def _cookie_sid() -> str:
+    return request.cookies.get(COOKIE, "")
+
+
+def csrf_token() -> str:
+    """The token forms and fetches send back: a keyed hash of this browser's session id."""
+    sid = getattr(g, "console_sid", None) or _cookie_sid()
+    if not sid:
+        return ""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"console-csrf:{sid}".encode(), hashlib.sha256).hexdigest()
+
+
+def current_counsellor() -> Counsellor | None:
+    """The signed-in counsellor for this request, or None (no session, expired, or account removed)."""
+    if "counsellor" not in g:
+        g.counsellor = _load_session()
+    return g.counsellor
+
+
+def _load_session() -> Counsellor | None:
+    sid = _cookie_sid()
+    if not sid:
+        return None
+    client = get_redis()
+    key = session_key(sid)
+    name, last = client.hmget(key, "name", "seen")
+    if name is None:
+        return None
+    name = name.decode()
+    now = time.time()
+    if now - float(last or 0) > idle_seconds():
+        _end_session(sid, name, "idle")
+        g.session_expired = True
+        return None
+    counsellor = accounts.get(client, name)
+    if counsellor is None:
+        client.delete(key)
+        return None
+    if request.headers.get(POLL_HEADER) != "1" or request.headers.get(ACTIVE_HEADER) == "1":
+        pipe = client.pipeline(transaction=True)
+        pipe.hset(key, "seen", f"{now:.3f}")
+        pipe.expire(key, idle_seconds())
+        pipe.execute()
+        accounts.seen(client, name)
+    return counsellor
+
+
+def _end_session(sid: str, name: str, why: str) -> None:
+    client = get_redis()
+    client.delete(session_key(sid))
+    accounts.set_online(client, name, False)
+    audit.record(client, name, "sign_out", detail=why)
+
+
+def login_required(view):
+    """Send anyone without a live session to the sign-in page (polls get the same redirect)."""
+
+    @wraps(view)
+    def checked(*args, **kwargs):
+        if current_counsellor() is None:
+            return redirect(url_for("console.signin", next=request.path,
+                                    expired=1 if g.get("session_expired") else None))
+        return view(*args, **kwargs)
+
+    return checked
+
+
+def supervisor_required(view):
+    """Like login_required, and 403 for counsellors who are not supervisors."""
+
+    @wraps(view)
+    @login_required
+    def checked(*args, **kwargs):
+        if not current_counsellor().supervisor:
+            abort(403, "Only supervisors can see this page.")
+        return view(*args, **kwargs)
+
+    return checked
+
+
+@bp.before_request
+def check_csrf_and_drop_idle():
+    """Every state-changing request carries this browser's token; idle counsellors go offline."""
+    accounts.drop_idle(get_redis(), idle_seconds())
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    sent = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER, "")
+    expected = csrf_token()
+    if not expected or not sent or not hmac.compare_digest(sent, expected):
+        abort(400, "The form's security token is missing or out of date. Go back, reload the page and try again.")
+
+
+@bp.context_processor
+def console_globals():
+    me = current_counsellor()
+    return {"csrf_token": csrf_token, "me": me, "online": bool(me) and accounts.is_online(get_redis(), me.name)}
+
+
+def _set_cookie(response, sid: str, max_age: int | None = None):
+    secure = (current_app.config.get("PUBLIC_URL") or "").startswith("https://")
+    response.set_cookie(COOKIE, sid, max_age=max_age, path=url_for("console.index").rstrip("/") or "/",
+                        httponly=True, samesite="Lax", secure=secure)
+    return response
+
+
+def _safe_next(target: str | None) -> str:
+    # Only a path inside the console: never an open redirect to another site.
+    if target and target.startswith("/console") and not target.startswith("//"):
+        return target
+    return url_for("console.index")
+
+
+@bp.get("/signin")
+def signin():
+    if current_counsellor() is not None:
+        return redirect(_safe_next(request.args.get("next")))
+    notice = "Your session ended after a while without activity. Please sign in again." \
+        if request.args.get("expired") else None
+    return _signin_page(notice=notice)
+
+
+def _signin_page(error: str | None = None, notice: str | None = None, status: int = 200):
+    sid = _cookie_sid()
+    if not sid:
+        # A pre-sign-in id, so the form has a token to send back; replaced at sign-in.
+        sid = g.console_sid = secrets.token_urlsafe(32)
+    response = make_response(render_template("console/signin.html", error=error, notice=notice,
+                                             next=request.values.get("next", "")), status)
+    return _set_cookie(response, sid)
+
+
+@bp.post("/signin")
+def signin_post():
+    client = get_redis()
+    vault = current_app.extensions["vault"]
+    name = (request.form.get("name") or "").strip().lower()
+    password = request.form.get("password") or ""
+    if not name or not password:
+        return _signin_page(error="Enter your name and password.", status=400)
+    per_name = allow(client, "console-signin-name", vault.digest("name:" + name), *SIGNIN_PER_NAME)
+    per_address = allow(client, "console-signin-addr", vault.digest("addr:" + (request.remote_addr or "")),
+                        *SIGNIN_PER_ADDRESS)
+    if not (per_name and per_address):
+        return _signin_page(error="Too many sign-in attempts. Wait a few minutes and try again.", status=429)
+    counsellor = accounts.verify(client, name, password)
+    if counsellor is None:
+        return _signin_page(error="That name and password do not match.", status=401)
+    # A fresh session id at sign-in: whatever id the browser had before is worth nothing now.
+    old = _cookie_sid()
+    sid = secrets.token_urlsafe(32)
+    pipe = client.pipeline(transaction=True)
+    if old:
+        pipe.delete(session_key(old))
+    pipe.hset(session_key(sid), mapping={"name": counsellor.name, "started": f"{time.time():.3f}",
+                                         "seen": f"{time.time():.3f}"})
+    pipe.expire(session_key(sid), idle_seconds())
+    pipe.execute()
+    accounts.set_online(client, counsellor.name, True)
+    audit.record(client, counsellor.name, "sign_in")
+    return _set_cookie(redirect(_safe_next(request.form.get("next"))), sid)
+
+
+@bp.post("/signout")
+def signout():
+    counsellor = current_counsellor()
+    if counsellor is not None:
+        _end_session(_cookie_sid(), counsellor.name, "")
+    response = redirect(url_for("console.signin"))
+    response.delete_cookie(COOKIE, path=url_for("console.index").rstrip("/") or "/")
+    return response

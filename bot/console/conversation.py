@@ -1,0 +1,132 @@
+"""One conversation: transcript, reply, notes, canned text, release, transfer, end, reveal."""
+from __future__ import annotations
+
+import re
+
+from flask import abort, redirect, render_template, request, url_for
+
+from .. import audit
+from ..errors import NoConsent, RecipientOptedOut
+from ..extensions import get_redis, get_store
+from . import accounts, bp, canned, handoff
+from .auth import current_counsellor, login_required, supervisor_required
+from .present import HELPERS
+
+_CONV_ID = re.compile(r"^[a-z2-7]{32}$")  # Vault.conversation_id: base32 of 20 bytes
+
+
+def _load(conv_id: str):
+    conv = get_store().load(conv_id) if _CONV_ID.match(conv_id) else None
+    if conv is None:
+        abort(404, "This conversation does not exist (any more): the texter may have erased it.")
+    if not handoff.can_view(current_counsellor(), conv):
+        abort(403, f"{conv.counsellor or 'Another counsellor'} holds this conversation.")
+    return conv
+
+
+def _live_context(conv) -> dict:
+    me = current_counsellor()
+    can_text, why_not = handoff.may_text(conv)
+    return {
+        "conv": conv, "transcript": get_store().transcript(conv.id), "holding": handoff.holds(me, conv),
+        "can_text": can_text, "why_not": why_not, **HELPERS,
+    }
+
+
+def _page(conv_id: str, error: str | None = None, status: int = 200, draft: str = "", note_draft: str = "",
+          revealed: str | None = None):
+    conv = _load(conv_id)
+    others = [n for n in accounts.names(get_redis()) if n != conv.counsellor]
+    return render_template(
+        "console/conversation.html", error=error, draft=draft, note_draft=note_draft, revealed=revealed,
+        snippets=canned.snippets(conv.lang), outcomes=handoff.OUTCOMES, others=others,
+        **_live_context(conv)), status
+
+
+@bp.get("/c/<conv_id>")
+@login_required
+def conversation(conv_id):
+    _load(conv_id)  # 404/403 before the audit trail says it was opened
+    audit.record(get_redis(), current_counsellor().name, "open", conv_id)
+    return _page(conv_id)
+
+
+@bp.get("/c/<conv_id>/live")
+@login_required
+def conversation_live(conv_id):
+    """The status line and transcript alone; the page polls this every second or two."""
+    return render_template("console/_conversation_live.html", **_live_context(_load(conv_id)))
+
+
+@bp.post("/c/<conv_id>/reply")
+@login_required
+def reply(conv_id):
+    text = request.form.get("text", "")
+    try:
+        handoff.reply(current_counsellor(), conv_id, text)
+    except RecipientOptedOut:
+        return _page(conv_id, "Not sent: the texter sent STOP. Nothing can be sent until they text START.",
+                     409, draft=text)
+    except NoConsent:
+        return _page(conv_id, "Not sent: the texter has not agreed to be texted at this number.", 409, draft=text)
+    except handoff.Gone:
+        abort(404, "This conversation does not exist any more: the texter erased it.")
+    except handoff.NotHolder as exc:
+        return _page(conv_id, f"Not sent: {exc}.", 409, draft=text)
+    except handoff.HandoffError as exc:
+        return _page(conv_id, f"Not sent: {exc}.", 400, draft=text)
+    return redirect(url_for("console.conversation", conv_id=conv_id, _anchor="reply"))
+
+
+@bp.post("/c/<conv_id>/note")
+@login_required
+def note(conv_id):
+    text = request.form.get("text", "")
+    try:
+        handoff.note(current_counsellor(), conv_id, text)
+    except handoff.Gone:
+        abort(404, "This conversation does not exist any more: the texter erased it.")
+    except handoff.NotHolder as exc:
+        return _page(conv_id, f"Note not saved: {exc}.", 403, note_draft=text)
+    except handoff.HandoffError as exc:
+        return _page(conv_id, f"Note not saved: {exc}.", 400, note_draft=text)
+    return redirect(url_for("console.conversation", conv_id=conv_id))
+
+
+@bp.post("/c/<conv_id>/release")
+@login_required
+def release(conv_id):
+    return _change(conv_id, lambda me: handoff.release(me, conv_id), url_for("console.index"))
+
+
+@bp.post("/c/<conv_id>/transfer")
+@login_required
+def transfer(conv_id):
+    to = request.form.get("to", "")
+    return _change(conv_id, lambda me: handoff.transfer(me, conv_id, to), url_for("console.index"))
+
+
+@bp.post("/c/<conv_id>/end")
+@login_required
+def end(conv_id):
+    outcome = request.form.get("outcome", "")
+    return _change(conv_id, lambda me: handoff.end(me, conv_id, outcome), url_for("console.index"))
+
+
+@bp.post("/c/<conv_id>/reveal")
+@supervisor_required
+def reveal(conv_id):
+    _load(conv_id)
+    return _page(conv_id, revealed=handoff.reveal(current_counsellor(), conv_id))
+
+
+def _change(conv_id: str, action, then: str):
+    try:
+        action(current_counsellor())
+    except handoff.Gone:
+        abort(404, "This conversation does not exist any more: the texter erased it.")
+    except handoff.NotHolder as exc:
+        return _page(conv_id, f"Not done: {exc}.", 409)
+    except handoff.HandoffError as exc:
+        return _page(conv_id, f"Not done: {exc}.", 400)
+    return redirect(then)

@@ -1,0 +1,283 @@
+"""What counsellors do to a conversation: claim, release, transfer, note, reply, end.
+
+Each change is made under the conversation's lock and written in one transaction with the
+queue, the index of active conversations, the live event and the audit entry.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from flask import current_app
+
+from flows.conversation import Conversation
+
+from .. import audit, events
+from ..engine import handoff_priority
+from ..errors import HelplineError, NoConsent, RecipientOptedOut
+from ..extensions import flow_engine, get_redis, get_store, get_waiting
+from ..store import entry
+from . import accounts
+from .accounts import Counsellor
+
+ACTIVE = "console:active"  # conversation id -> the counsellor holding it
+OUTCOMES = {
+    "resolved": "Resolved",
+    "referred": "Referred",
+    "no_response": "No response",
+    "emergency_services": "Emergency services",
+    "other": "Other",
+}
+MAX_TEXT = 1600  # one SMS body at most
+
+
+class HandoffError(HelplineError):
+    """A counsellor asked for something the conversation's state does not allow."""
+
+
+class AlreadyTaken(HandoffError):
+    """Someone else claimed the conversation first."""
+
+    def __init__(self, holder: str | None):
+        super().__init__(f"already taken by {holder or 'another counsellor'}")
+        self.holder = holder
+
+
+class NotHolder(HandoffError):
+    """Only the counsellor holding a conversation (or a supervisor) may do that."""
+
+
+class Gone(HandoffError):
+    """The conversation no longer exists (the texter erased it, or it expired)."""
+
+
+@dataclass
+class Row:
+    """One line of the queue or the supervisor's overview."""
+
+    conv: Conversation
+    priority: str
+    waited: float  # seconds since the texter asked for a person
+    holder: str | None = None
+
+
+# -- reading -----------------------------------------------------------------------
+
+
+def waiting_rows(limit: int) -> list[Row]:
+    """The most urgent waiting conversations, oldest first within a priority."""
+    waiting = get_waiting()
+    listed = waiting.waiting(limit)
+    convs = get_store().load_many([cid for cid, _, _ in listed])
+    now, rows, stale = time.time(), [], []
+    for (cid, priority, since), conv in zip(listed, convs):
+        if conv is None:
+            stale.append(cid)  # expired under retention while it waited
+            continue
+        rows.append(Row(conv, priority, now - since))
+    if stale:
+        pipe = get_redis().pipeline(transaction=True)
+        for cid in stale:
+            waiting.remove(pipe, cid)
+        pipe.execute()
+    return rows
+
+
+def active_rows(holder: str | None = None) -> list[Row]:
+    """Conversations a counsellor holds (one counsellor's, or everyone's for supervisors)."""
+    client = get_redis()
+    held = {k.decode(): v.decode() for k, v in client.hgetall(ACTIVE).items()}
+    ids = [cid for cid, name in held.items() if holder is None or name == holder]
+    now, rows, stale = time.time(), [], []
+    for cid, conv in zip(ids, get_store().load_many(ids)):
+        if conv is None or conv.handoff != "active":
+            stale.append(cid)
+            continue
+        since = float(conv.slots.get("queued_at") or conv.created_at)
+        rows.append(Row(conv, handoff_priority(conv, conv.slots.get("reason")), now - since, conv.counsellor))
+    if stale:
+        client.hdel(ACTIVE, *stale)
+    rows.sort(key=lambda r: r.waited, reverse=True)
+    return rows
+
+
+def can_view(counsellor: Counsellor, conv: Conversation) -> bool:
+    """Supervisors see everything; counsellors see what waits and what they hold."""
+    return counsellor.supervisor or conv.handoff == "waiting" or conv.counsellor == counsellor.name
+
+
+def holds(counsellor: Counsellor, conv: Conversation) -> bool:
+    return conv.handoff == "active" and (conv.counsellor == counsellor.name or counsellor.supervisor)
+
+
+def may_text(conv: Conversation) -> tuple[bool, str]:
+    """May a counsellor write to this texter now? (yes/no, and why not)."""
+    if conv.opted_out:
+        return False, "The texter sent STOP. Nothing can be sent until they text START."
+    if conv.channel in ("sms", "whatsapp") and conv.consent is not True:
+        return False, "The texter has not agreed to be texted at this number."
+    return True, ""
+
+
+# -- changing ----------------------------------------------------------------------
+
+
+@contextmanager
+def _changing(conv_id: str):
+    """Lock and load; yield (conversation, effects); save with every effect(pipe) in one transaction."""
+    store = get_store()
+    session = store.begin(conv_id)
+    effects: list = []
+    try:
+        if session.conv is None:
+            raise Gone("this conversation no longer exists")
+        yield session.conv, effects
+    except BaseException:
+        store.release(session)
+        raise
+    store.commit(session, session.conv, also=lambda pipe: [effect(pipe) for effect in effects])
+
+
+def claim(counsellor: Counsellor, conv_id: str) -> Conversation:
+    """Take a waiting conversation; of two counsellors claiming at once exactly one wins."""
+    client = get_redis()
+    if not get_waiting().claim(conv_id):
+        holder = client.hget(ACTIVE, conv_id)
+        raise AlreadyTaken(holder.decode() if holder else None)
+    client.hset(ACTIVE, conv_id, counsellor.name)  # so a loser can say who won
+    try:
+        with _changing(conv_id) as (conv, effects):
+            conv.handoff, conv.counsellor = "active", counsellor.name
+            effects += [
+                # A texter's message between the claim and the lock may have queued it again.
+                lambda pipe: get_waiting().remove(pipe, conv_id),
+                lambda pipe: events.publish(pipe, "claimed", conv_id, by=counsellor.name),
+                lambda pipe: audit.record(pipe, counsellor.name, "claim", conv_id),
+            ]
+    except Gone:
+        client.hdel(ACTIVE, conv_id)
+        raise
+    except HelplineError:
+        # Busy or unreachable store: the texter must not drop out of the queue because of it.
+        client.hdel(ACTIVE, conv_id)
+        left = get_store().load(conv_id)
+        if left is not None and left.handoff == "waiting":
+            get_waiting().add(client, conv_id, handoff_priority(left, left.slots.get("reason")),
+                              float(left.slots.get("queued_at") or left.created_at))
+        raise
+    return conv
+
+
+def release(counsellor: Counsellor, conv_id: str) -> None:
+    """Put a conversation back in the queue at its original priority and arrival time."""
+    with _changing(conv_id) as (conv, effects):
+        _check_holder(counsellor, conv)
+        conv.handoff, conv.counsellor = "waiting", None
+        priority = handoff_priority(conv, conv.slots.get("reason"))
+        since = float(conv.slots.setdefault("queued_at", conv.created_at))
+        effects += [
+            lambda pipe: get_waiting().add(pipe, conv_id, priority, since),
+            lambda pipe: pipe.hdel(ACTIVE, conv_id),
+            lambda pipe: events.publish(pipe, "queued", conv_id, priority=priority),
+            lambda pipe: audit.record(pipe, counsellor.name, "release", conv_id),
+        ]
+
+
+def transfer(counsellor: Counsellor, conv_id: str, to: str) -> None:
+    """Hand a conversation to another counsellor by name."""
+    target = accounts.get(get_redis(), (to or "").strip().lower())
+    if target is None:
+        raise HandoffError("there is no counsellor with that name")
+    with _changing(conv_id) as (conv, effects):
+        _check_holder(counsellor, conv)
+        if conv.counsellor == target.name:
+            raise HandoffError(f"{target.name} already holds this conversation")
+        conv.counsellor = target.name
+        effects += [
+            lambda pipe: pipe.hset(ACTIVE, conv_id, target.name),
+            lambda pipe: events.publish(pipe, "transferred", conv_id, by=counsellor.name, to=target.name),
+            lambda pipe: audit.record(pipe, counsellor.name, "transfer", conv_id, detail=target.name),
+        ]
+
+
+def note(counsellor: Counsellor, conv_id: str, text: str) -> None:
+    """An internal note: kept encrypted in the transcript, never sent to the texter."""
+    text = _text(text)
+    conv = get_store().load(conv_id)
+    if conv is None:
+        raise Gone("this conversation no longer exists")
+    if not can_view(counsellor, conv):
+        raise NotHolder("you cannot write notes on a conversation someone else holds")
+    pipe = get_redis().pipeline(transaction=True)
+    get_store().append(conv_id, entry("note", text, time.time(), by=counsellor.name), pipe=pipe)
+    events.publish(pipe, "note", conv_id)
+    audit.record(pipe, counsellor.name, "note", conv_id)
+    pipe.execute()
+
+
+def reply(counsellor: Counsellor, conv_id: str, text: str) -> str:
+    """Send a counsellor's message to the texter over their channel; returns the outbound id."""
+    from ..outbound import queue_reply
+
+    text = _text(text)
+    conv = get_store().load(conv_id)
+    if conv is None:
+        raise Gone("this conversation no longer exists")
+    _check_holder(counsellor, conv)
+    outbound_id = queue_reply(conv_id, text, counsellor.name)
+    audit.record(get_redis(), counsellor.name, "reply", conv_id)
+    return outbound_id
+
+
+def end(counsellor: Counsellor, conv_id: str, outcome: str) -> bool:
+    """End the conversation with an outcome; send the closing message when allowed (True if sent)."""
+    from ..outbound import queue_reply
+
+    if outcome not in OUTCOMES:
+        raise HandoffError("choose an outcome from the list")
+    engine = flow_engine(current_app.config["HELPLINE_NAME"])
+    with _changing(conv_id) as (conv, effects):
+        _check_holder(counsellor, conv)
+        engine.end_handoff(conv)
+        conv.slots["outcome"] = outcome
+        effects += [
+            lambda pipe: get_waiting().remove(pipe, conv_id),
+            lambda pipe: pipe.hdel(ACTIVE, conv_id),
+            lambda pipe: events.publish(pipe, "ended", conv_id),
+            lambda pipe: audit.record(pipe, counsellor.name, "end", conv_id, detail=outcome),
+        ]
+    if not may_text(conv)[0]:
+        return False
+    try:
+        queue_reply(conv_id, engine.say(conv, "closing"), author="system")
+    except (RecipientOptedOut, NoConsent):
+        return False  # STOP arrived after the check above; nothing is sent, as it should be
+    return True
+
+
+def reveal(counsellor: Counsellor, conv_id: str) -> str:
+    """The texter's full address, for a supervisor passing it to emergency services; audited."""
+    if not counsellor.supervisor:
+        raise NotHolder("only supervisors can reveal a number")
+    conv = get_store().load(conv_id)
+    if conv is None:
+        raise Gone("this conversation no longer exists")
+    audit.record(get_redis(), counsellor.name, "reveal", conv_id)
+    return conv.address
+
+
+def _check_holder(counsellor: Counsellor, conv: Conversation) -> None:
+    if conv.handoff != "active":
+        raise NotHolder("no counsellor holds this conversation now")
+    if not holds(counsellor, conv):
+        raise NotHolder(f"{conv.counsellor} holds this conversation")
+
+
+def _text(text: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise HandoffError("write something first")
+    if len(text) > MAX_TEXT:
+        raise HandoffError(f"a message can be at most {MAX_TEXT} characters")
+    return text

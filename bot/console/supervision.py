@@ -1,0 +1,57 @@
+"""Supervisors: every conversation and who holds it, the counsellors online, the audit trail."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timezone
+
+from flask import Response, render_template, request
+
+from .. import audit
+from ..extensions import get_redis, get_waiting
+from . import accounts, bp, handoff
+from .auth import current_counsellor, supervisor_required
+from .present import HELPERS
+from .waiting_list import MAX_PAGE
+
+AUDIT_ROWS = 500
+CSV_ROWS = 100_000
+
+
+@bp.get("/all")
+@supervisor_required
+def overview():
+    client = get_redis()
+    return render_template("console/all.html", waiting=handoff.waiting_rows(MAX_PAGE), depth=get_waiting().depth(),
+                           active=handoff.active_rows(), online=accounts.online(client),
+                           counsellors=accounts.everyone(client), **HELPERS)
+
+
+def _conv_filter() -> str | None:
+    return (request.args.get("conv") or "").strip() or None
+
+
+@bp.get("/audit")
+@supervisor_required
+def audit_trail():
+    return render_template("console/audit.html", entries=audit.entries(get_redis(), AUDIT_ROWS, _conv_filter()),
+                           conv=_conv_filter(), when=_when)
+
+
+@bp.get("/audit.csv")
+@supervisor_required
+def audit_export():
+    client = get_redis()
+    rows = audit.entries(client, CSV_ROWS, _conv_filter())
+    audit.record(client, current_counsellor().name, "export", _conv_filter() or "")
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["time_utc", "actor", "action", "conversation", "detail"])
+    for row in rows:
+        writer.writerow([_when(row["at"]), row["actor"], row["action"], row["conv"], row["detail"]])
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": "attachment; filename=audit.csv", "Cache-Control": "no-store"})
+
+
+def _when(at: str) -> str:
+    return datetime.fromtimestamp(float(at), timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
