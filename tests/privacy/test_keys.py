@@ -1,0 +1,105 @@
+"""Data-key rotation: old data reads after a new key is prepended, re-encryption lets the old key go."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from cryptography.fernet import Fernet, InvalidToken
+
+from bot import create_app
+from bot.cli import main
+from bot.crypto import Vault
+from bot.store import conv_key, dedupe_key, transcript_key
+from tests.conftest import AUTH_TOKEN, Texter, app_config
+
+NUMBER = "+16615550123"
+
+
+@pytest.fixture
+def keys():
+    return {"old": Fernet.generate_key().decode(), "new": Fernet.generate_key().decode()}
+
+
+def make_app(redis_url, tmp_path, data_key):
+    return create_app(app_config(redis_url, tmp_path / "instance", HELPLINE_DATA_KEY=data_key))
+
+
+def cli(redis_url, tmp_path, data_key, *args):
+    env = {"REDIS_URL": redis_url, "HELPLINE_DATA_KEY": data_key, "HELPLINE_HASH_KEY": "test-hash-key",
+           "SECRET_KEY": "test-secret", "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+           "HELPLINE_INSTANCE_PATH": str(tmp_path / "instance")}
+    return CliRunner().invoke(main, ["keys", *args], env=env)
+
+
+def everything_reads(app, cid):
+    store = app.extensions["store"]
+    conv = store.load(cid)
+    return conv.address, [e["text"] for e in store.transcript(cid)]
+
+
+def test_rotation_old_key_can_go(redis_url, redis_client, tmp_path, keys):
+    old_app = make_app(redis_url, tmp_path, keys["old"])
+    texter = Texter(old_app.test_client(), NUMBER)
+    texter.send("hi")
+    texter.send("1")
+    sid = "SM" + "c" * 32
+    texter.post(texter.form("2", sid=sid))
+    # A record of another shape (as the sending engineer's outbound hash), sealed under the old key.
+    old_vault = old_app.extensions["vault"]
+    redis_client.hset("o:test", mapping={"to": old_vault.seal(NUMBER), "status": "queued"})
+    redis_client.expire("o:test", 3600)
+    cid = old_app.extensions["helpline"].conversation_id("sms", NUMBER)
+    before = everything_reads(old_app, cid)
+    ttls = {k: redis_client.ttl(k) for k in (conv_key(cid), transcript_key(cid), dedupe_key(sid), "o:test")}
+
+    # 1. prepend the new key: old data still reads, new writes use the new key
+    both = f"{keys['new']},{keys['old']}"
+    assert everything_reads(make_app(redis_url, tmp_path, both), cid) == before
+    checked = cli(redis_url, tmp_path, both, "check")
+    assert checked.exit_code == 1 and "0 re-encrypted" in checked.output
+
+    # 2. rotate: everything re-encrypted under the new key, TTLs kept
+    rotated = cli(redis_url, tmp_path, both, "rotate")
+    assert rotated.exit_code == 0, rotated.output
+    assert "0 keys holding a value no key opens" in rotated.output
+    for key, ttl in ttls.items():
+        assert 0 < redis_client.ttl(key) <= ttl
+    assert cli(redis_url, tmp_path, both, "check").exit_code == 0
+
+    # 3. remove the old key: everything still reads, the conversation carries on where it was
+    new_app = make_app(redis_url, tmp_path, keys["new"])
+    assert everything_reads(new_app, cid) == before
+    assert new_app.extensions["vault"].open(redis_client.hget("o:test", "to")) == NUMBER
+    assert new_app.extensions["vault"].open(redis_client.get(dedupe_key(sid)))["replies"]
+    assert "Talk to a counsellor" in Texter(new_app.test_client(), NUMBER).send("0")
+    assert new_app.extensions["store"].load(cid).state == "menu"
+    # ...and the old key alone opens nothing any more
+    with pytest.raises(InvalidToken):
+        Vault(keys["old"], "test-hash-key").open(redis_client.get(conv_key(cid)))
+
+
+def test_rotate_is_idempotent(redis_url, redis_client, tmp_path, keys):
+    Texter(make_app(redis_url, tmp_path, keys["old"]).test_client(), NUMBER).send("hi")
+    both = f"{keys['new']},{keys['old']}"
+    first = cli(redis_url, tmp_path, both, "rotate")
+    second = cli(redis_url, tmp_path, both, "rotate")
+    assert " 0 re-encrypted" not in first.output
+    assert " 0 re-encrypted" in second.output and second.exit_code == 0
+
+
+def test_value_under_an_unknown_key_fails_loudly(redis_url, redis_client, tmp_path, keys):
+    app = make_app(redis_url, tmp_path, keys["new"])
+    stranger = Vault(Fernet.generate_key().decode(), "test-hash-key")
+    redis_client.set(conv_key("strangerid"), stranger.seal({"id": "strangerid"}))
+    with pytest.raises(InvalidToken):
+        app.extensions["store"].load("strangerid")
+    result = cli(redis_url, tmp_path, keys["new"], "rotate")
+    assert result.exit_code == 1
+    assert "c:strangerid" in result.output
+    assert cli(redis_url, tmp_path, keys["new"], "check").exit_code == 1
+
+
+def test_generate_prints_a_usable_key():
+    result = CliRunner().invoke(main, ["keys", "generate"])
+    assert result.exit_code == 0
+    key = result.output.strip()
+    assert Vault(key, "h").open(Vault(key, "h").seal("x")) == "x"
