@@ -89,10 +89,10 @@ def status():
 
 
 def twiml(replies: list[str]) -> Response:
+    """One SMS for all replies where it fits: separate messages can arrive out of order."""
     response = MessagingResponse()
-    for reply in replies:
-        for part in split_message(reply):
-            response.message(part)
+    for part in split_message("\n\n".join(replies)):
+        response.message(part)
     return Response(str(response), mimetype="text/xml")
 
 
