@@ -1,0 +1,276 @@
+"""Web security: headers on every kind of page, cookie flags, keys in production, the /sms rate limit,
+and the console's own safeguards (CSRF, sign-in limits, a new session at sign-in, idle expiry)."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from bot import create_app
+from bot.console import accounts
+from bot.errors import ConfigurationError
+from bot.store import transcript_key
+from tests.conftest import Texter, app_config, replies_of, sign
+
+STRICT_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+              "connect-src 'self'; frame-ancestors 'none'")
+PASSWORD = "correct horse battery staple"
+
+
+def signed_sms(client):
+    texter = Texter(client, "+16615550123")
+    form = texter.form("hi")
+    return client.post("/sms", data=form, headers={"X-Twilio-Signature": sign(texter.url, form)})
+
+
+PAGES = {
+    "chat page": lambda c: c.get("/chat"),
+    "chat api": lambda c: c.post("/chat/api/session", json={"lang": "en"}),
+    "chat api error": lambda c: c.post("/chat/api/messages", json={}),
+    "sms twiml": signed_sms,
+    "sms refused": lambda c: c.post("/sms", data={"From": "+16615550123"}),
+    "healthz": lambda c: c.get("/healthz"),
+    "not found": lambda c: c.get("/nowhere"),
+    "static file": lambda c: c.get("/static/chat.js"),
+    "console sign-in": lambda c: c.get("/console/signin"),
+    "console redirect": lambda c: c.get("/console/"),
+}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_kind_of_page_carries_the_security_headers(client, page):
+    answer = PAGES[page](client)
+    headers = answer.headers
+    assert headers["Content-Security-Policy"] == STRICT_CSP
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert "Strict-Transport-Security" not in headers  # not without https
+    if page != "static file":
+        assert headers["Cache-Control"] == "no-store"
+
+
+def test_hsts_when_the_public_url_is_https(config):
+    config["PUBLIC_URL"] = "https://help.example.org"
+    client = create_app(config).test_client()
+    for answer in (client.get("/chat"), client.get("/healthz"), client.get("/nowhere")):
+        assert answer.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_only_the_chat_page_may_be_framed_by_the_embed_origins(config):
+    config["CHAT_EMBED_ORIGINS"] = "https://partner.example.org https://other.example.org:8443"
+    client = create_app(config).test_client()
+    chat = client.get("/chat")
+    assert chat.headers["Content-Security-Policy"].endswith(
+        "frame-ancestors https://partner.example.org https://other.example.org:8443")
+    assert "X-Frame-Options" not in chat.headers
+    assert "script-src 'self';" in chat.headers["Content-Security-Policy"]
+    console = client.get("/console/signin")
+    assert console.headers["Content-Security-Policy"] == STRICT_CSP
+    assert console.headers["X-Frame-Options"] == "DENY"
+
+
+@pytest.mark.parametrize("bad", ["partner.example.org", "https://x.org/path", "https://x.org; script-src *", "*"])
+def test_a_malformed_embed_origin_refuses_to_start(config, bad):
+    config["CHAT_EMBED_ORIGINS"] = bad
+    with pytest.raises(ConfigurationError):
+        create_app(config)
+
+
+@pytest.mark.parametrize("path", ["/chat", "/chat?lang=es", "/console/signin"])
+def test_pages_have_no_inline_script_or_style(client, path):
+    html = client.get(path, follow_redirects=True).get_data(as_text=True)
+    assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html) == []
+    assert not re.search(r"\sstyle=|\son[a-z]+=|<style", html)
+
+
+@pytest.mark.parametrize("path", ["/chat", "/console/signin"])
+def test_a_real_browser_reports_no_csp_violation(live_server, browser, path):
+    page = browser.new_page()
+    problems = []
+    page.on("console", lambda msg: problems.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.goto(live_server.url + path)
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("document.styleSheets.length") >= 1  # the stylesheet loaded under the policy
+    assert problems == []
+    page.close()
+
+
+# -- cookies ---------------------------------------------------------------------------
+
+
+def cookie_flags(answer, name):
+    header = next(h for h in answer.headers.getlist("Set-Cookie") if h.startswith(name + "="))
+    return {part.strip().split("=")[0].lower() for part in header.split(";")[1:]}, header
+
+
+@pytest.mark.parametrize("public_url, secure", [(None, False), ("https://help.example.org", True)])
+def test_session_cookies_are_httponly_lax_and_secure_behind_https(config, public_url, secure):
+    config["PUBLIC_URL"] = public_url
+    app = create_app(config)
+    assert app.config["SESSION_COOKIE_HTTPONLY"] is True
+    assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+    assert app.config["SESSION_COOKIE_SECURE"] is secure
+    flags, header = cookie_flags(app.test_client().get("/console/signin"), "helpline_console")
+    assert "httponly" in flags and "samesite=lax" in header.lower().replace(" ", "")
+    assert ("secure" in flags) is secure
+
+
+# -- keys in production -------------------------------------------------------------------
+
+
+PRODUCTION_KEYS = ("SECRET_KEY", "HELPLINE_DATA_KEY", "HELPLINE_HASH_KEY", "TWILIO_AUTH_TOKEN")
+
+
+@pytest.mark.parametrize("missing", PRODUCTION_KEYS)
+def test_production_refuses_to_start_without_each_key(redis_url, tmp_path, missing):
+    config = app_config(redis_url, tmp_path / "instance", HELPLINE_ENV="production")
+    config[missing] = None
+    # A development key file lying around must not stand in for a production key.
+    create_app(app_config(redis_url, tmp_path / "instance", **{missing: None}))
+    assert (tmp_path / "instance" / "dev-keys.json").exists()
+    with pytest.raises(ConfigurationError, match=missing):
+        create_app(config)
+
+
+def test_production_starts_with_every_key(redis_url, tmp_path):
+    app = create_app(app_config(redis_url, tmp_path / "instance", HELPLINE_ENV="production"))
+    assert "911" in Texter(app.test_client()).send("hi")
+    assert not (tmp_path / "instance" / "dev-keys.json").exists()
+
+
+def test_development_key_file_is_owner_only(redis_url, tmp_path):
+    create_app(app_config(redis_url, tmp_path / "instance", HELPLINE_DATA_KEY=None))
+    path = tmp_path / "instance" / "dev-keys.json"
+    assert path.stat().st_mode & 0o077 == 0
+    assert json.loads(path.read_text())["HELPLINE_DATA_KEY"]
+
+
+# -- the /sms rate limit ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def limited(config):
+    config.update(SMS_RATE_LIMIT=3, SMS_RATE_WINDOW=3600, SMS_EMERGENCY_LIMIT=1)
+    return create_app(config)
+
+
+def state_of(app, number):
+    helpline = app.extensions["helpline"]
+    cid = helpline.conversation_id("sms", number)
+    conv = app.extensions["store"].load(cid)
+    return conv, app.extensions["redis"].llen(transcript_key(cid))
+
+
+def test_past_the_limit_a_message_is_answered_empty_and_not_processed(limited):
+    texter = Texter(limited.test_client(), "+16615550123")
+    for body in ("hi", "1", "2"):
+        assert texter.send(body)
+    before = state_of(limited, texter.number)
+    answer = texter.post(texter.form("hello?"))
+    assert answer.status_code == 200 and answer.mimetype == "text/xml"
+    assert replies_of(answer.data) == []
+    conv, entries = state_of(limited, texter.number)
+    assert (conv.messages, conv.state, entries) == (before[0].messages, before[0].state, before[1])
+    # another texter is not affected
+    assert "911" in Texter(limited.test_client(), "+16615550124").send("hi")
+
+
+def test_past_the_limit_an_emergency_is_still_handled_once_per_allowance(limited):
+    texter = Texter(limited.test_client(), "+16615550123")
+    for body in ("hi", "1", "2"):
+        texter.send(body)
+    reply = texter.send("he has a gun and will kill me")
+    assert "911" in reply
+    conv, _ = state_of(limited, texter.number)
+    assert conv.risk == "emergency"
+    waiting = limited.extensions["waiting"]
+    # ...but not without end: past the emergency allowance too, nothing more is processed
+    assert texter.send("he has a gun and will kill me") == ""
+    assert state_of(limited, texter.number)[0].messages == conv.messages
+    assert any(j.func_name == "workers.alerts.emergency_alert" for j in limited.extensions["queue"].jobs)
+    assert waiting.depth() <= 1
+
+
+def test_a_retry_of_an_answered_message_gets_its_answer_past_the_limit(limited):
+    texter = Texter(limited.test_client(), "+16615550123")
+    texter.send("hi")
+    form = texter.form("1")
+    first = texter.post(form)
+    texter.send("2")
+    texter.send("3")  # the limit is now used up
+    assert texter.post(form).data == first.data
+
+
+def test_unsigned_requests_do_not_use_up_a_texters_allowance(limited):
+    client = limited.test_client()
+    texter = Texter(client, "+16615550123")
+    for _ in range(10):
+        assert texter.post(texter.form("hi"), signature="forged").status_code == 403
+    assert "911" in texter.send("hi")
+
+
+def test_the_limit_is_keyed_on_a_hash_of_the_sender(limited, redis_client):
+    texter = Texter(limited.test_client(), "+16615550123")
+    texter.send("hi")
+    names = [k.decode() for k in redis_client.scan_iter("rl:*")]
+    digest = limited.extensions["vault"].digest(texter.number)
+    assert names and all(digest in n for n in names)
+    assert not any("5550123" in n for n in names)
+
+
+# -- the console's safeguards ---------------------------------------------------------------------
+
+
+def csrf_of(answer) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', answer.get_data(as_text=True))
+    return found.group(1) if found else ""
+
+
+def sign_in(client, name="ana", password=PASSWORD):
+    token = csrf_of(client.get("/console/signin"))
+    return client.post("/console/signin", data={"name": name, "password": password, "csrf_token": token})
+
+
+def console_cookie(client):
+    cookie = client.get_cookie("helpline_console", path="/console")
+    return cookie.value if cookie else None
+
+
+def test_console_forms_need_the_csrf_token(app, redis_client):
+    accounts.add(redis_client, "ana", PASSWORD)
+    client = app.test_client()
+    assert sign_in(client).status_code == 302
+    assert client.post("/console/signout").status_code == 400
+    assert client.post("/console/signout", data={"csrf_token": "wrong"}).status_code == 400
+    assert client.get("/console/").status_code == 200  # still signed in
+
+
+def test_console_gives_a_new_session_at_sign_in(app, redis_client):
+    accounts.add(redis_client, "ana", PASSWORD)
+    client = app.test_client()
+    client.get("/console/signin")
+    before = console_cookie(client)
+    assert sign_in(client).status_code == 302
+    assert console_cookie(client) not in (None, before)
+
+
+def test_console_sign_in_is_rate_limited_per_name(app, redis_client):
+    accounts.add(redis_client, "ana", PASSWORD)
+    client = app.test_client()
+    codes = [sign_in(client, password="guess").status_code for _ in range(6)]
+    assert codes[:5] == [401] * 5 and codes[5] == 429
+    assert sign_in(client).status_code == 429  # even the right password, until the window passes
+
+
+def test_console_session_ends_after_idle_minutes(app, redis_client):
+    accounts.add(redis_client, "ana", PASSWORD)
+    client = app.test_client()
+    sign_in(client)
+    assert client.get("/console/").status_code == 200
+    for key in redis_client.scan_iter("console:s:*"):  # the counsellor walked away long ago
+        redis_client.hset(key, "seen", "0")
+    answer = client.get("/console/")
+    assert answer.status_code == 302 and "expired=1" in answer.headers["Location"]
