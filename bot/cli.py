@@ -108,10 +108,12 @@ def chat(address):
                 text = input("you> ")
             except EOFError:
                 click.echo()
-                return
+                break
             outcome = helpline.handle(Inbound("cli", address, text, message_id=secrets.token_hex(8)))
             for reply in outcome.replies:
                 click.echo(click.style("bot> ", fg="green") + reply.replace("\n", "\n     "))
+    if app.extensions.get("embedded_redis"):
+        app.extensions["embedded_redis"].stop()  # only if this command started it
 
 
 @main.command("sms")
@@ -262,7 +264,8 @@ def counsellor_add(name, supervisor):
         password = sys.stdin.readline().rstrip("\r\n")
     app = _app()
     try:
-        accounts.add(app.extensions["redis"], name, password, supervisor)
+        with app.app_context():
+            accounts.add(app.extensions["redis"], name, password, supervisor)
     except accounts.AccountError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{'supervisor' if supervisor else 'counsellor'} {name} saved")
