@@ -28,13 +28,13 @@ CONFIRM_WORDS = frozenset({"yes", "y", "si", "sí", "1", "delete", "borrar", "ok
 SPANISH_HINTS = frozenset(
     "hola buenas buenos buen dias días tardes noches necesito ayuda ayudame ayúdame quiero tengo estoy "
     "por favor informacion información gracias quien quién donde dónde como cómo puedo hablar alguien "
-    "mi me soy trabajo miedo auxilio socorro español espanol".split()
+    "mi me soy trabajo miedo auxilio socorro español espanol menú borrar".split()
 )
 # Catalog keys the engine itself says; `flows check` makes sure every language has them.
 ENGINE_KEYS = (
     "stopped", "restarted", "confirm_delete", "erased", "not_erased", "not_understood",
     "emergency", "emergency_self_harm", "waiting_reassure", "resource_text", "resource_miles",
-    "resources_none", "language_set",
+    "resources_none", "language_set", "text_more",
 )
 
 
@@ -92,7 +92,7 @@ class FlowEngine:
     def __init__(self, flow: Flow, catalog: Catalog, triage=None, resources=None, helpline_name="Help line"):
         self.flow, self.catalog, self.triage, self.resources = flow, catalog, triage, resources
         self.helpline_name = helpline_name
-        self._lock = threading.Lock()  # add_model/remove_model touch the shared machine
+        self._lock = threading.Lock()  # one conversation at a time walks the shared machine
         self.machine = Machine(
             model=None,
             states=[{"name": s, "on_enter": "enter"} for s in flow.states],
@@ -102,6 +102,10 @@ class FlowEngine:
             send_event=True,
             model_override=False,
         )
+        # One model, attached once: add_model/remove_model for every message cost more than the
+        # rest of the flow step together (transitions sets up every trigger on each added model).
+        self._model = Model(self, None, None)
+        self.machine.add_model(self._model, initial=flow.initial)
 
     # -- the one entry point ----------------------------------------------------
 
@@ -124,14 +128,26 @@ class FlowEngine:
             return step
         if word in START_WORDS:
             conv.opted_out = False
-            conv.state = self.flow.initial
+            if not conv.handoff:  # someone in line keeps their place
+                conv.state = self.flow.initial
             self._say(step, conv, "restarted")
             step.effects.append(Effect("opt_in"))
             return step
         if conv.opted_out:
             return step  # never a word after STOP until START
 
-        if conv.slots.pop("_confirm_delete", False):
+        # Danger is heard first, even in the middle of a delete confirmation.
+        confirming = conv.slots.pop("_confirm_delete", False)
+        if self.triage is not None:
+            found = self.triage.assess(text)
+            step.level, step.matched = found.level, tuple(found.matched)
+            raised = conv.raise_risk(found.level, step.matched)
+            if found.level == "emergency":
+                return self._emergency(step, conv, self_harm=found.self_harm)
+            if raised and conv.handoff == "waiting":
+                step.effects.append(Effect("request_handoff", {"reason": "triage"}))
+
+        if confirming:
             if word in CONFIRM_WORDS:
                 self._say(step, conv, "erased")
                 step.effects.append(Effect("erase"))
@@ -143,15 +159,11 @@ class FlowEngine:
             self._say(step, conv, "confirm_delete")
             return step
 
-        if self.triage is not None:
-            found = self.triage.assess(text)
-            step.level, step.matched = found.level, tuple(found.matched)
-            raised = conv.raise_risk(found.level, step.matched)
-            if found.level == "emergency":
-                return self._emergency(step, conv, self_harm=found.self_harm)
-            if raised and conv.handoff == "waiting":
-                step.effects.append(Effect("request_handoff", {"reason": "triage"}))
-
+        if conv.handoff:
+            # HELP and a language switch are answered even in line or with a counsellor.
+            command = self._command(word)
+            if command is not None and not command.to:
+                return self._global(step, conv, command)
         if conv.handoff == "active":
             return step  # the counsellor answers; the bot is silent
         if conv.handoff == "waiting":
@@ -188,20 +200,26 @@ class FlowEngine:
         self._fire(step, conv, "emergency")
         return step
 
+    def _command(self, word: str):
+        return next((g for g in self.flow.globals if word in g.words), None)
+
     def _global(self, step: Step, conv: Conversation, g) -> Step:
         if g.id in ("english", "spanish"):
             conv.lang = "es" if g.id == "spanish" else "en"
             self._say(step, conv, "language_set")
-            state = self.flow.states[conv.state]
-            if state.say and not state.next and state.name != self.flow.initial:
-                self._say(step, conv, state.say)
-            return step
-        if g.say:
+        elif g.say:
             self._say(step, conv, g.say)
         if g.to:
             conv.misses = 0
             self._fire(step, conv, g.id)
+        elif not conv.handoff:
+            self._ask_again(step, conv)  # the texter still needs the question they were on
         return step
+
+    def _ask_again(self, step: Step, conv: Conversation) -> None:
+        state = self.flow.states[conv.state]
+        if state.say and not state.next and state.name != self.flow.initial:
+            self._say(step, conv, state.say)
 
     def _answer(self, step: Step, conv: Conversation, text: str, word: str) -> Step:
         state = self.flow.states[conv.state]
@@ -209,9 +227,9 @@ class FlowEngine:
         # first message always gets the welcome, whatever it says.
         opt = _pick(state, word) if state.options else None
         if opt is None and state.name != self.flow.initial:
-            for g in self.flow.globals:
-                if word in g.words:
-                    return self._global(step, conv, g)
+            command = self._command(word)
+            if command is not None:
+                return self._global(step, conv, command)
         if state.options:
             if opt is not None:
                 conv.misses = 0
@@ -227,15 +245,17 @@ class FlowEngine:
                 conv.misses = 0
                 if accepted:
                     self._fire(step, conv, "answer")
+                else:
+                    self._say(step, conv, "text_more")
                 return step
         conv.misses += 1
         if conv.misses >= 2 and state.name != self.flow.fallback:
             conv.misses = 0
             self._fire(step, conv, "fallback")
             return step
-        self._say(step, conv, "not_understood")
-        if state.say:
-            self._say(step, conv, state.say)
+        if state.name != self.flow.fallback:  # the fallback's own text already says so
+            self._say(step, conv, "not_understood")
+        self._ask_again(step, conv)
         return step
 
     def _take_input(self, state: State, conv: Conversation, text: str, word: str) -> bool | None:
@@ -259,7 +279,7 @@ class FlowEngine:
             return True
         if kind == "text":
             if word in state.until:
-                return bool(conv.slots.get(state.slot))
+                return True if conv.slots.get(state.slot) else None  # DONE before anything: ask again
             parts = conv.slots.setdefault(state.slot, [])
             if len(parts) < 20:
                 parts.append(text)
@@ -267,16 +287,17 @@ class FlowEngine:
         return None
 
     def _fire(self, step: Step, conv: Conversation, trigger: str) -> None:
-        model = Model(self, conv, step)
         with self._lock:
-            self.machine.add_model(model, initial=conv.state)
+            model = self._model
+            model.conv, model.step = conv, step
+            self.machine.set_state(conv.state, model)
             try:
                 model.trigger(trigger)
                 while self.flow.states[model.state].next:
                     model.trigger("next")
             finally:
                 conv.state = model.state
-                self.machine.remove_model(model)
+                model.conv = model.step = None
 
     def _enter(self, model: Model, state: State) -> None:
         conv, step = model.conv, model.step

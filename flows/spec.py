@@ -154,7 +154,7 @@ class Flow:
                 else:
                     params = {k: v for k, v in item.items() if k != "__line__"}
                     ((name, value),) = params.items()
-                    out.append({"name": name, **(value or {})})
+                    out.append({"name": name, **{k: v for k, v in (value or {}).items() if k != "__line__"}})
             return out
 
         states: dict[str, State] = {}
