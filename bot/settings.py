@@ -63,6 +63,8 @@ DEFAULTS: dict[str, object] = {
     "ALERT_WEBHOOK_URL": None,
     # Console sessions end after this many idle minutes.
     "CONSOLE_IDLE_MINUTES": 20,
+    # argon2-cffi profile for counsellor passwords (argon2.profiles); tests use CHEAPEST.
+    "CONSOLE_PASSWORD_HASH": "RFC_9106_LOW_MEMORY",
     # --- web chat ---
     # Where quick exit sends the visitor: a neutral page.
     "CHAT_EXIT_URL": "https://www.google.com/search?q=weather",

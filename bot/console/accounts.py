@@ -1,22 +1,23 @@
 """Counsellor accounts and presence in Redis: who may sign in, who is a supervisor, who is online."""
 from __future__ import annotations
 
+import functools
 import re
 import time
 from dataclasses import dataclass
 
 import redis
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+
+from ..errors import ConfigurationError
 
 NAMES = "counsellors"  # a set of every account name
 ONLINE = "counsellors:online"  # a set of names taking conversations; the wait estimate reads it
 SEEN = "counsellors:seen"  # name -> when that counsellor last did something, to drop the idle ones
 MIN_PASSWORD = 12
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
-_hasher = PasswordHasher()
-# Checked when the name is unknown, so a wrong name takes as long as a wrong password.
-_DECOY = _hasher.hash("not a real password, only for timing")
 
 
 class AccountError(ValueError):
@@ -27,6 +28,21 @@ class AccountError(ValueError):
 class Counsellor:
     name: str
     supervisor: bool = False
+
+
+@functools.lru_cache(maxsize=4)
+def _hashing(profile: str) -> tuple[PasswordHasher, str]:
+    """The hasher for an argon2-cffi profile name, and a decoy hash made with it."""
+    parameters = getattr(profiles, profile, None)
+    if not profile.isupper() or parameters is None:
+        raise ConfigurationError(f"CONSOLE_PASSWORD_HASH: {profile!r} is not an argon2 profile name")
+    hasher = PasswordHasher.from_parameters(parameters)
+    # Checked when the name is unknown, so a wrong name takes as long as a wrong password.
+    return hasher, hasher.hash("not a real password, only for timing")
+
+
+def _hasher() -> tuple[PasswordHasher, str]:
+    return _hashing(current_app.config["CONSOLE_PASSWORD_HASH"])
 
 
 def account_key(name: str) -> str:
@@ -47,7 +63,7 @@ def add(client: redis.Redis, name: str, password: str, supervisor: bool = False)
     if len(password) < MIN_PASSWORD:
         raise AccountError(f"a password needs at least {MIN_PASSWORD} characters")
     pipe = client.pipeline(transaction=True)
-    pipe.hset(account_key(name), mapping={"hash": _hasher.hash(password), "supervisor": int(supervisor),
+    pipe.hset(account_key(name), mapping={"hash": _hasher()[0].hash(password), "supervisor": int(supervisor),
                                           "created": f"{time.time():.0f}"})
     pipe.sadd(NAMES, name)
     pipe.execute()
@@ -85,16 +101,17 @@ def verify(client: redis.Redis, name: str, password: str) -> Counsellor | None:
         name = clean_name(name)
     except AccountError:
         name = ""
+    hasher, decoy = _hasher()
     stored = client.hmget(account_key(name), "hash", "supervisor") if name else [None, None]
-    hashed = stored[0].decode() if stored[0] else _DECOY
+    hashed = stored[0].decode() if stored[0] else decoy
     try:
-        _hasher.verify(hashed, password)
+        hasher.verify(hashed, password)
     except (VerificationError, InvalidHashError):
         return None
     if stored[0] is None:
         return None
-    if _hasher.check_needs_rehash(hashed):
-        client.hset(account_key(name), "hash", _hasher.hash(password))
+    if hasher.check_needs_rehash(hashed):
+        client.hset(account_key(name), "hash", hasher.hash(password))
     return Counsellor(name, stored[1] == b"1")
 
 

@@ -20,6 +20,7 @@ from ..extensions import get_redis
 from ..ratelimit import allow
 from . import accounts, bp
 from .accounts import Counsellor
+from .present import HELPERS
 
 COOKIE = "helpline_console"
 CSRF_FIELD = "csrf_token"
@@ -135,7 +136,8 @@ def check_csrf_and_drop_idle():
 @bp.context_processor
 def console_globals():
     me = current_counsellor()
-    return {"csrf_token": csrf_token, "me": me, "online": bool(me) and accounts.is_online(get_redis(), me.name)}
+    return {"csrf_token": csrf_token, "me": me, "online": bool(me) and accounts.is_online(get_redis(), me.name),
+            **HELPERS}
 
 
 def _set_cookie(response, sid: str, max_age: int | None = None):

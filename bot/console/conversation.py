@@ -10,7 +10,6 @@ from ..errors import NoConsent, RecipientOptedOut
 from ..extensions import get_redis, get_store
 from . import accounts, bp, canned, handoff
 from .auth import current_counsellor, login_required, supervisor_required
-from .present import HELPERS
 
 _CONV_ID = re.compile(r"^[a-z2-7]{32}$")  # Vault.conversation_id: base32 of 20 bytes
 
@@ -29,7 +28,7 @@ def _live_context(conv) -> dict:
     can_text, why_not = handoff.may_text(conv)
     return {
         "conv": conv, "transcript": get_store().transcript(conv.id), "holding": handoff.holds(me, conv),
-        "can_text": can_text, "why_not": why_not, **HELPERS,
+        "can_text": can_text, "why_not": why_not,
     }
 
 

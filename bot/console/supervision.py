@@ -11,7 +11,6 @@ from .. import audit
 from ..extensions import get_redis, get_waiting
 from . import accounts, bp, handoff
 from .auth import current_counsellor, supervisor_required
-from .present import HELPERS
 from .waiting_list import MAX_PAGE
 
 AUDIT_ROWS = 500
@@ -24,7 +23,7 @@ def overview():
     client = get_redis()
     return render_template("console/all.html", waiting=handoff.waiting_rows(MAX_PAGE), depth=get_waiting().depth(),
                            active=handoff.active_rows(), online=accounts.online(client),
-                           counsellors=accounts.everyone(client), **HELPERS)
+                           counsellors=accounts.everyone(client))
 
 
 def _conv_filter() -> str | None:

@@ -6,7 +6,6 @@ from flask import abort, redirect, render_template, request, url_for
 from ..extensions import get_redis, get_waiting
 from . import accounts, bp, handoff
 from .auth import current_counsellor, login_required
-from .present import HELPERS
 
 PAGE = 50  # rows shown by default; the most urgent are all a counsellor needs to see
 MAX_PAGE = 500
@@ -23,7 +22,7 @@ def _queue_context() -> dict:
     me = current_counsellor()
     shown = _shown()
     return {"waiting": handoff.waiting_rows(shown), "mine": handoff.active_rows(me.name),
-            "depth": get_waiting().depth(), "shown": shown, **HELPERS}
+            "depth": get_waiting().depth(), "shown": shown}
 
 
 @bp.get("/")

@@ -1,0 +1,55 @@
+"""`helpline counsellor add|list|remove`, driven as an operator would, against the test Redis."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import main
+from bot.console import accounts
+
+
+@pytest.fixture
+def run(app, config):
+    env = {"REDIS_URL": config["REDIS_URL"], "HELPLINE_INSTANCE_PATH": config["INSTANCE_PATH"],
+           "SECRET_KEY": config["SECRET_KEY"], "HELPLINE_DATA_KEY": config["HELPLINE_DATA_KEY"],
+           "HELPLINE_HASH_KEY": config["HELPLINE_HASH_KEY"], "TWILIO_AUTH_TOKEN": config["TWILIO_AUTH_TOKEN"],
+           "CONSOLE_PASSWORD_HASH": "CHEAPEST"}
+
+    def invoke(*args, input=None):
+        return CliRunner().invoke(main, ["counsellor", *args], input=input, env=env)
+
+    return invoke
+
+
+def test_add_reads_the_password_from_stdin_and_it_signs_in(run, app):
+    result = run("add", "Dana", "--supervisor", input="a long enough password\n")
+    assert result.exit_code == 0, result.output
+    assert "supervisor dana saved" in result.output
+    with app.app_context():
+        found = accounts.verify(app.extensions["redis"], "dana", "a long enough password")
+    assert found == accounts.Counsellor("dana", True)
+    assert "a long enough password" not in result.output
+
+
+def test_short_password_is_refused(run, app):
+    result = run("add", "dana", input="short\n")
+    assert result.exit_code != 0
+    assert "at least 12 characters" in result.output
+    assert accounts.names(app.extensions["redis"]) == []
+
+
+def test_bad_name_is_refused(run, app):
+    result = run("add", "dana smith!", input="a long enough password\n")
+    assert result.exit_code == 2
+    assert "lower-case letters" in result.output
+
+
+def test_list_and_remove(run, app):
+    run("add", "dana", input="a long enough password\n")
+    run("add", "eli", "--supervisor", input="another long password\n")
+    listed = run("list")
+    assert listed.output.splitlines() == ["dana\tcounsellor\taway", "eli\tsupervisor\taway"]
+    assert run("remove", "dana").exit_code == 0
+    assert run("list").output.splitlines() == ["eli\tsupervisor\taway"]
+    missing = run("remove", "dana")
+    assert missing.exit_code == 1 and "no counsellor named" in missing.output
