@@ -1,6 +1,7 @@
 """One inbound message, from any channel, end to end: dedupe, lock, load, flow, save, effects."""
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -44,8 +45,9 @@ class Helpline:
     """The channel-agnostic engine every channel calls."""
 
     def __init__(self, store: ConversationStore, flows: FlowEngine, waiting: WaitingQueue, queue=None,
-                 clock=time.time, stats=None):
+                 clock=time.time, stats=None, staffing=None):
         self.store, self.flows, self.waiting, self.queue, self.clock = store, flows, waiting, queue, clock
+        self.staffing = staffing  # bot.hours.Staffing: the wait a newly queued texter is told
         self.stats = stats  # bot.metrics.Stats: counters written in the same transaction as the message
 
     def conversation_id(self, channel: str, address: str) -> str:
@@ -64,9 +66,10 @@ class Helpline:
             conv = session.conv or Conversation(id=cid, channel=inbound.channel, address=inbound.address)
             before = (conv.new, conv.state, conv.handoff, conv.risk)
             step = self.flows.step(conv, inbound.text, now)
+            # Before the transcript entries: it may add a reply (the wait), which the transcript must hold.
+            self._prepare(conv, step, now, handoff_before=before[2])
             session.entries.append(entry("texter", inbound.text, now, media=inbound.media, level=step.level))
             session.entries += [entry("bot", reply, now) for reply in step.replies]
-            self._prepare(conv, step, now)
             outcome = Outcome(cid, step.replies, level=step.level)
             erase = step.effect("erase") is not None
             self.store.commit(
@@ -83,7 +86,7 @@ class Helpline:
 
     # -- effects ------------------------------------------------------------------
 
-    def _prepare(self, conv: Conversation, step: Step, now: float) -> None:
+    def _prepare(self, conv: Conversation, step: Step, now: float, handoff_before: str | None = None) -> None:
         """Effects that change the conversation itself, before it is saved."""
         for effect in step.effects:
             if effect.name == "request_handoff":
@@ -91,6 +94,11 @@ class Helpline:
                 conv.slots["reason"] = effect.params.get("reason", conv.slots.get("reason", "counsellor"))
                 if conv.handoff is None:
                     conv.handoff = "waiting"
+                if handoff_before is None and self.staffing is not None:
+                    # Just joined the queue: tell them the wait, or when counsellors are back.
+                    step.replies.append(self.staffing.announce(
+                        functools.partial(self.flows.say, conv),
+                        handoff_priority(conv, conv.slots["reason"]), conv.slots["queued_at"], now))
             elif effect.name == "record_tip":
                 conv.slots["kind"] = "tip"
                 conv.slots.setdefault("queued_at", now)

@@ -21,6 +21,7 @@ from flows.triage import Triage
 
 from .crypto import Vault
 from .engine import Helpline
+from .hours import Staffing
 from .metrics import Stats
 from .redis_server import EmbeddedRedis
 from .store import ConversationStore
@@ -52,7 +53,7 @@ def init_app(app: Flask) -> None:
         waiting=waiting,
         twilio=build_twilio(cfg),
         stats=stats,
-        helpline=Helpline(store, flows, waiting, queue, stats=stats),
+        helpline=Helpline(store, flows, waiting, queue, stats=stats, staffing=Staffing.from_config(client, cfg)),
     )
 
 
