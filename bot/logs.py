@@ -76,8 +76,10 @@ def configure(level: str = "INFO") -> None:
         setattr(handler, _MARK, True)
         root.addHandler(handler)
     root.setLevel(level)
-    # The Twilio client logs request parameters (a recipient's number) at INFO.
-    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+    # The Twilio client logs request parameters (a recipient's number) at INFO, and transitions
+    # logs every callback of every message at INFO: neither belongs in operators' logs.
+    for noisy in ("twilio.http_client", "transitions"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def init_app(app: Flask) -> None:

@@ -107,7 +107,9 @@ class ConversationStore:
                 pipe.set(dedupe_key(message_id), self.vault.seal(outcome), ex=DEDUPE_TTL)
             if also is not None:
                 also(pipe)
-            self._unlock(keys=[lock_key(cid)], args=[session.token], client=pipe)
+            # EVAL, not the registered script: redis-py checks a pipeline's scripts with SCRIPT EXISTS
+            # first, which would cost every message a round trip of its own.
+            pipe.eval(_UNLOCK, 1, lock_key(cid), session.token)
             pipe.execute()
         except redis.RedisError as exc:
             raise StoreUnavailable("could not save the conversation") from exc

@@ -1,0 +1,461 @@
+"""`make bench`: the help line under gunicorn, measured against a bare baseline on the same machine.
+
+Both apps run under the same gunicorn settings (2 sync workers, 1 thread each) against one real
+Redis server (bot.redis_server.EmbeddedRedis, a unix socket in a temp folder), and get the same
+signed Twilio webhooks from the same simulated texters. The load generator is plain threads on
+raw sockets sending requests signed before the clock starts, so it takes little of the two cores.
+
+Prints a table and JSON, writes bench-results.json, and says PASS or FAIL for each target.
+Round trips are counted on the client side: the same conversations run once in this process
+through the Flask app with redis-py's connection wrapped to count each write of commands to the
+socket (a pipeline is one write, then its replies are read: one round trip). Commands per message
+come from the server's INFO commandstats over the gunicorn run.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import re
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import redis
+from cryptography.fernet import Fernet
+from twilio.request_validator import RequestValidator
+
+from bot.redis_server import EmbeddedRedis
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+PUBLIC_URL = "https://bench.helpline.test"  # both apps check signatures against this URL
+TOKEN = "bench-auth-token-" + "0" * 16
+WORKERS = ["--workers", "2", "--threads", "1", "--worker-class", "sync"]
+
+# Realistic conversations, and how often each happens.
+SCRIPTS = {
+    "find_help": (["hi", "yes", "find help", "shelter", "93301", "menu"], 40),
+    "screening": (["hello", "yes", "questions", "no", "yes", "no", "no", "no", "no", "no", "no"], 25),
+    "handoff": (["hi", "yes", "1", "yes", "are you there?"], 25),
+    "emergency": (["i need help, he is going to kill me", "yes", "please hurry"], 10),
+}
+# A long conversation: the flow's paths over and over, as someone who keeps coming back would.
+LONG_CYCLE = ["menu", "find help", "food", "93305", "menu", "signs", "menu", "questions",
+              "no", "no", "no", "no", "no", "no", "no"]
+
+TARGETS = {
+    "throughput_ratio": ("throughput ≥ 0.6× baseline", lambda v: v >= 0.6),
+    "p99_ratio": ("p99 ≤ 2× baseline", lambda v: v <= 2.0),
+    "round_trips_per_message": ("≤ 4 Redis round trips per message", lambda v: v <= 4),
+    "long_conversation_ratio": ("500th message ≤ 1.2× the 5th", lambda v: v <= 1.2),
+    "emergency_to_console_s": ("emergency → console < 1 s", lambda v: v < 1.0),
+    "queue_listing_ms": ("queue listing < 50 ms at 10,000 waiting", lambda v: v < 50),
+}
+
+
+# -- processes --------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Gunicorn:
+    """One gunicorn master serving `spec` on a free port, with the bench's environment."""
+
+    def __init__(self, spec: str, env: dict, log: Path):
+        self.port = free_port()
+        self.log = open(log, "ab")
+        self.process = subprocess.Popen(
+            [str(BIN / "gunicorn"), *WORKERS, "--bind", f"127.0.0.1:{self.port}", "--timeout", "30", spec],
+            env=env, cwd=ROOT, stdout=self.log, stderr=self.log, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn {spec} exited; see {log}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"gunicorn {spec} did not start; see {log}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+# -- requests -----------------------------------------------------------------------
+
+
+def form(number: str, body: str) -> dict:
+    return {"ToCountry": "US", "NumMedia": "0", "From": number, "To": "+16615550199", "Body": body,
+            "MessageSid": "SM" + secrets.token_hex(16), "AccountSid": "AC" + "1" * 32, "ApiVersion": "2010-04-01"}
+
+
+def raw_request(fields: dict) -> bytes:
+    """A complete signed POST /sms, as bytes, ready to write to a socket."""
+    body = urlencode(fields).encode()
+    signature = RequestValidator(TOKEN).compute_signature(PUBLIC_URL + "/sms", fields)
+    head = (f"POST /sms HTTP/1.1\r\nHost: bench.helpline.test\r\nX-Twilio-Signature: {signature}\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n")
+    return head.encode() + body
+
+
+def post(port: int, raw: bytes) -> tuple[int, bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(raw)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    answer = b"".join(chunks)
+    return int(answer[9:12]), answer.partition(b"\r\n\r\n")[2]
+
+
+class Texter:
+    """One simulated texter: a number and a script of messages, each request signed in advance."""
+
+    def __init__(self, kind: str, messages: list[str]):
+        self.kind = kind
+        self.number = "+1661" + "".join(random.choices("0123456789", k=7))
+        self.forms = [form(self.number, m) for m in messages]
+        self.requests = [raw_request(f) for f in self.forms]
+
+
+def texters(n: int, seed: int = 7) -> list[Texter]:
+    rng = random.Random(seed)
+    kinds = [k for k, (_, weight) in SCRIPTS.items() for _ in range(weight)]
+    return [Texter(kind, SCRIPTS[kind][0]) for kind in (rng.choice(kinds) for _ in range(n))]
+
+
+def drive(port: int, people: list[Texter], concurrency: int) -> dict:
+    """Every texter's conversation, `concurrency` at a time; each waits for a reply before the next message."""
+    pending = iter(people)
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    def worker():
+        while True:
+            with lock:
+                person = next(pending, None)
+            if person is None:
+                return
+            for raw in person.requests:
+                started = time.perf_counter()
+                status, body = post(port, raw)
+                took = time.perf_counter() - started
+                with lock:
+                    latencies.append(took)
+                    if status != 200 or b"<Message>" not in body:
+                        errors.append(f"{status} {body[:80]!r}")
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests": len(latencies), "errors": len(errors), "error_sample": errors[:3],
+        "seconds": round(elapsed, 2), "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 1), "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+    }
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, max(0, round(p / 100 * (len(sorted_values) - 1))))
+    return sorted_values[k]
+
+
+def commandstats(client: redis.Redis) -> dict[str, int]:
+    return {name.removeprefix("cmdstat_"): stats["calls"] for name, stats in client.info("commandstats").items()}
+
+
+# -- measurements -------------------------------------------------------------------
+
+
+def round_trips(env: dict, people: list[Texter]) -> dict:
+    """Round trips per message, counted on redis-py's connection, for these conversations in-process."""
+    from redis.connection import AbstractConnection
+
+    from bot import create_app
+
+    writes = itertools.count()
+    original = AbstractConnection.send_packed_command
+
+    def counted(self, command, check_health=True):
+        next(writes)
+        return original(self, command, check_health)
+
+    app = create_app({"INSTANCE_PATH": env["HELPLINE_INSTANCE_PATH"], "TESTING": True})
+    client = app.test_client()
+    per_message = []
+    AbstractConnection.send_packed_command = counted
+    try:
+        for person in people:
+            for fields, raw in zip(person.forms, person.requests):
+                signature = re.search(rb"X-Twilio-Signature: (\S+)", raw).group(1).decode()
+                before = next(writes)
+                answer = client.post("/sms", data=fields, base_url=PUBLIC_URL,
+                                     headers={"X-Twilio-Signature": signature})
+                assert answer.status_code == 200, answer.data
+                per_message.append(next(writes) - before - 1)
+    finally:
+        AbstractConnection.send_packed_command = original
+        app.extensions["redis"].close()
+    return {"mean": round(statistics.mean(per_message), 2), "max": max(per_message), "messages": len(per_message)}
+
+
+def long_conversation(port: int, conversations: int = 3, length: int = 505) -> dict:
+    """Latency of the 5th and the 500th message of the same conversations (median over a window)."""
+    by_index: list[list[float]] = [[] for _ in range(length)]
+    for _ in range(conversations):
+        number = "+1661" + "".join(random.choices("0123456789", k=7))
+        texts = ["hi", "yes"] + [LONG_CYCLE[i % len(LONG_CYCLE)] for i in range(length - 2)]
+        for i, text in enumerate(texts):
+            raw = raw_request(form(number, text))
+            started = time.perf_counter()
+            status, _ = post(port, raw)
+            by_index[i].append(time.perf_counter() - started)
+            assert status == 200
+    early = statistics.median(x for i in range(2, 8) for x in by_index[i])
+    late = statistics.median(x for i in range(495, 505) for x in by_index[i])
+    return {"5th_ms": round(early * 1000, 2), "500th_ms": round(late * 1000, 2), "ratio": round(late / early, 2)}
+
+
+def emergency_to_console(port: int, client: redis.Redis, vault, session, tries: int = 10) -> dict:
+    """From the consenting reply to an emergency until (a) the console's event and (b) its queue view show it."""
+    events_s, view_s = [], []
+    for _ in range(tries):
+        person = Texter("emergency", SCRIPTS["emergency"][0])
+        conv_id = vault.conversation_id("sms", person.number)
+        post(port, person.requests[0])
+        pubsub = client.pubsub()
+        pubsub.subscribe("ev:console")
+        pubsub.get_message(timeout=2)  # the subscription is confirmed before the clock starts
+        started = time.perf_counter()
+        post(port, person.requests[1])
+        deadline = started + 5
+        while time.perf_counter() < deadline:
+            message = pubsub.get_message(timeout=0.5)
+            if message and message["type"] == "message" and json.loads(message["data"]).get("conv") == conv_id \
+                    and json.loads(message["data"]).get("kind") == "queued":
+                events_s.append(time.perf_counter() - started)
+                break
+        pubsub.close()
+        if session is not None:
+            while time.perf_counter() < deadline:
+                if conv_id in session.get(f"http://127.0.0.1:{port}/console/queue/live", timeout=5).text:
+                    view_s.append(time.perf_counter() - started)
+                    break
+    out = {"event_p50_ms": round(statistics.median(events_s) * 1000, 1), "event_max_ms": round(max(events_s) * 1000, 1)}
+    if view_s:
+        out.update(view_p50_ms=round(statistics.median(view_s) * 1000, 1), view_max_ms=round(max(view_s) * 1000, 1))
+    return out
+
+
+def fill_queue(app, n: int) -> None:
+    """n conversations waiting for a counsellor, written as the engine writes them."""
+    from flows.conversation import Conversation
+
+    store, waiting, vault = app.extensions["store"], app.extensions["waiting"], app.extensions["vault"]
+    now = time.time()
+    pipe = app.extensions["redis"].pipeline(transaction=False)
+    for i in range(n):
+        number = f"+1661{i:07d}"
+        conv = Conversation(id=vault.conversation_id("sms", number), channel="sms", address=number,
+                            state="waiting", handoff="waiting", risk=random.choice(["normal", "normal", "high"]),
+                            slots={"consent": True, "queued_at": now - i, "reason": "counsellor"},
+                            created_at=now - i, updated_at=now - i, messages=4)
+        pipe.set(f"c:{conv.id}", vault.seal(conv.to_doc()), ex=store.ttl)
+        waiting.add(pipe, conv.id, conv.risk, now - i)
+        if i % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+
+
+def queue_listing(app, port: int, session, page: int = 50, runs: int = 30) -> dict:
+    store, waiting = app.extensions["store"], app.extensions["waiting"]
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        rows = waiting.waiting(page)
+        store.load_many([cid for cid, _, _ in rows])
+        timings.append(time.perf_counter() - started)
+    out = {"depth": waiting.depth(), "page": page, "store_p50_ms": round(statistics.median(timings) * 1000, 2)}
+    if session is not None:
+        view = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            answer = session.get(f"http://127.0.0.1:{port}/console/queue/live", timeout=10)
+            view.append(time.perf_counter() - started)
+            assert answer.status_code == 200
+        out["view_p50_ms"] = round(statistics.median(view) * 1000, 2)
+    return out
+
+
+def console_session(app, port: int):
+    """A signed-in supervisor's browser session on the running app, or None when there is no console yet."""
+    import requests
+
+    try:
+        from bot.console import accounts
+    except ImportError:
+        return None
+    password = secrets.token_urlsafe(12)
+    accounts.add(app.extensions["redis"], "bench", password, supervisor=True)
+    session = requests.Session()
+    page = session.get(f"http://127.0.0.1:{port}/console/signin", timeout=5).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    answer = session.post(f"http://127.0.0.1:{port}/console/signin", timeout=5,
+                          data={"name": "bench", "password": password, "csrf_token": token.group(1) if token else ""})
+    return session if answer.status_code == 200 and "/console/signin" not in answer.url else None
+
+
+# -- the run ------------------------------------------------------------------------
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--texters", type=int, default=400, help="simulated texters in the load run")
+    parser.add_argument("--concurrency", type=int, default=8, help="texters talking at the same time")
+    parser.add_argument("--queue", type=int, default=10_000, help="waiting conversations for the listing test")
+    parser.add_argument("--out", default="bench-results.json")
+    args = parser.parse_args(argv)
+
+    folder = Path(tempfile.mkdtemp(prefix="helpline-bench-"))
+    server = EmbeddedRedis(folder / "redis")
+    url = server.start()
+    env = dict(os.environ, REDIS_URL=url, TWILIO_AUTH_TOKEN=TOKEN, PUBLIC_URL=PUBLIC_URL,
+               SECRET_KEY=secrets.token_hex(16), HELPLINE_DATA_KEY=Fernet.generate_key().decode(),
+               HELPLINE_HASH_KEY=secrets.token_hex(16), HELPLINE_INSTANCE_PATH=str(folder / "instance"),
+               # One simulated texter sends 505 messages in a minute; the per-texter limit is not under test.
+               SMS_RATE_LIMIT="100000", LOG_LEVEL="INFO")
+    os.environ.update({k: env[k] for k in ("REDIS_URL", "TWILIO_AUTH_TOKEN", "PUBLIC_URL", "SECRET_KEY",
+                                           "HELPLINE_DATA_KEY", "HELPLINE_HASH_KEY", "SMS_RATE_LIMIT")})
+    client = redis.Redis.from_url(url)
+    results: dict = {"machine": {"cores": os.cpu_count(), "gunicorn": " ".join(WORKERS)},
+                     "load": {"texters": args.texters, "concurrency": args.concurrency}}
+    people = texters(args.texters)
+    warmup = texters(20, seed=1)
+    try:
+        # 1. The bare baseline.
+        client.flushall()
+        base = Gunicorn("tests.perf.baseline:create_app()", env, folder / "baseline.log")
+        try:
+            drive(base.port, warmup, args.concurrency)
+            client.config_resetstat()
+            results["baseline"] = drive(base.port, people, args.concurrency)
+            baseline_commands = sum(commandstats(client).values())
+        finally:
+            base.stop()
+
+        # 2. The help line, same load.
+        client.flushall()
+        app = Gunicorn("bot:create_app()", env, folder / "helpline.log")
+        try:
+            drive(app.port, warmup, args.concurrency)
+            stats_before, memory_before = commandstats(client), client.info("memory")["used_memory"]
+            results["helpline"] = drive(app.port, people, args.concurrency)
+            stats_after, memory_after = commandstats(client), client.info("memory")["used_memory"]
+            messages = results["helpline"]["requests"]
+            delta = {k: stats_after.get(k, 0) - stats_before.get(k, 0) for k in stats_after}
+            results["redis"] = {
+                "commands_per_message": round(sum(delta.values()) / messages, 2),
+                "commands": {k: round(v / messages, 2) for k, v in sorted(delta.items(), key=lambda kv: -kv[1]) if v},
+                "memory_per_conversation_bytes": round((memory_after - memory_before) / len(people)),
+                "baseline_commands_per_message": round(baseline_commands / results["baseline"]["requests"], 2),
+            }
+            results["round_trips"] = round_trips(env, texters(40, seed=3))
+
+            from bot import create_app
+
+            local = create_app({"INSTANCE_PATH": env["HELPLINE_INSTANCE_PATH"]})
+            session = console_session(local, app.port)
+            results["emergency_to_console"] = emergency_to_console(app.port, client, local.extensions["vault"], session)
+            results["long_conversation"] = long_conversation(app.port)
+            waiting_before = client.info("memory")["used_memory"]
+            fill_queue(local, args.queue)
+            results["queue_listing"] = queue_listing(local, app.port, session)
+            results["queue_listing"]["memory_per_waiting_conversation_bytes"] = round(
+                (client.info("memory")["used_memory"] - waiting_before) / args.queue)
+        finally:
+            app.stop()
+    finally:
+        client.close()
+        server.stop()
+
+    measured = {
+        "throughput_ratio": results["helpline"]["rps"] / results["baseline"]["rps"],
+        "p99_ratio": results["helpline"]["p99_ms"] / results["baseline"]["p99_ms"],
+        "round_trips_per_message": results["round_trips"]["max"],
+        "long_conversation_ratio": results["long_conversation"]["ratio"],
+        "emergency_to_console_s": max(results["emergency_to_console"].get("view_max_ms", 0),
+                                      results["emergency_to_console"]["event_max_ms"]) / 1000,
+        "queue_listing_ms": max(results["queue_listing"]["store_p50_ms"], results["queue_listing"].get("view_p50_ms", 0)),
+    }
+    results["targets"] = {name: {"target": TARGETS[name][0], "value": round(value, 3), "pass": TARGETS[name][1](value)}
+                          for name, value in measured.items()}
+    print_table(results)
+    Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    print(json.dumps(results, ensure_ascii=False))
+    return 0 if all(t["pass"] for t in results["targets"].values()) and not results["helpline"]["errors"] else 1
+
+
+def print_table(r: dict) -> None:
+    h, b = r["helpline"], r["baseline"]
+    rows = [
+        ("", "help line", "baseline", "ratio"),
+        ("requests/s", h["rps"], b["rps"], f"{h['rps'] / b['rps']:.2f}×"),
+        ("p50 latency ms", h["p50_ms"], b["p50_ms"], f"{h['p50_ms'] / b['p50_ms']:.2f}×"),
+        ("p99 latency ms", h["p99_ms"], b["p99_ms"], f"{h['p99_ms'] / b['p99_ms']:.2f}×"),
+        ("errors", h["errors"], b["errors"], ""),
+    ]
+    print(f"\n{r['load']['texters']} texters, {h['requests']} messages, {r['load']['concurrency']} at a time; "
+          f"gunicorn {r['machine']['gunicorn']} on {r['machine']['cores']} cores\n")
+    for row in rows:
+        print(f"  {row[0]:<18}{row[1]!s:>12}{row[2]!s:>12}{row[3]!s:>10}")
+    rt, rd = r["round_trips"], r["redis"]
+    print(f"\n  Redis round trips per message: mean {rt['mean']}, max {rt['max']} (client-side count)")
+    print(f"  Redis commands per message: {rd['commands_per_message']} "
+          f"({', '.join(f'{k} {v}' for k, v in list(rd['commands'].items())[:8])})")
+    print(f"  Redis memory per conversation: {rd['memory_per_conversation_bytes']} bytes")
+    e = r["emergency_to_console"]
+    print(f"  emergency → console event: p50 {e['event_p50_ms']} ms, max {e['event_max_ms']} ms"
+          + (f"; → queue view: p50 {e['view_p50_ms']} ms, max {e['view_max_ms']} ms" if "view_p50_ms" in e else ""))
+    lc = r["long_conversation"]
+    print(f"  5th message {lc['5th_ms']} ms, 500th {lc['500th_ms']} ms ({lc['ratio']}×)")
+    q = r["queue_listing"]
+    print(f"  queue listing at {q['depth']} waiting: store {q['store_p50_ms']} ms"
+          + (f", console view {q['view_p50_ms']} ms" if "view_p50_ms" in q else "")
+          + f"; {q['memory_per_waiting_conversation_bytes']} bytes per waiting conversation\n")
+    for name, t in r["targets"].items():
+        print(f"  {'PASS' if t['pass'] else 'FAIL'}  {t['target']:<45} {t['value']}")
+    print()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
