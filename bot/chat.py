@@ -192,7 +192,9 @@ def _stream(store, pubsub, cid: str, seen: int):
             if time.monotonic() >= beat:
                 beat = time.monotonic() + HEARTBEAT_SECONDS
                 yield ": still here\n\n"
-    except redis.RedisError:
+    except (redis.RedisError, OSError, ValueError):
+        # ValueError and OSError: redis-py's raw socket errors when the client is closed under a
+        # stream (the app shutting down). Either way the page's EventSource reconnects.
         log.warning("a chat stream lost Redis; the page reconnects")
     finally:
         pubsub.close()
@@ -203,7 +205,9 @@ def _live_entries(store, cid: str, seen: int):
     start = seen + 1
     for index, item in enumerate(store.transcript(cid, start), start=start):
         if item.get("from") in LIVE_SENDERS:
-            data = json.dumps({"from": item["from"], "text": item.get("text", "")})
+            # The system's closing message is stored as a counsellor entry by "system"; no names go out.
+            sender = "system" if item.get("by") == "system" else item["from"]
+            data = json.dumps({"from": sender, "text": item.get("text", "")})
             yield f"id: {index}\nevent: reply\ndata: {data}\n\n", index
 
 

@@ -11,6 +11,7 @@
   const lang = document.documentElement.lang;
   const MAX_TEXT = 1600;
 
+  const scroller = document.getElementById("scroll");
   const log = document.getElementById("log");
   const status = document.getElementById("status");
   const choicesBox = document.getElementById("choices");
@@ -78,8 +79,12 @@
     body.textContent = text;
     item.append(who, body);
     log.append(item);
-    item.scrollIntoView({ block: "end" });
+    toBottom();
     return item;
+  }
+
+  function toBottom() {
+    scroller.scrollTop = scroller.scrollHeight;
   }
 
   function say(text) {
@@ -100,6 +105,7 @@
       choicesBox.append(button);
     });
     choicesBox.hidden = !choicesBox.childElementCount;
+    toBottom();
   }
 
   function setBusy(value) {

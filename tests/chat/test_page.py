@@ -1,0 +1,174 @@
+"""The chat page in a real browser (Debian's Chromium) against the app on a real port."""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from bot.console import accounts
+
+PASSWORD = "correct horse battery staple"
+PHONE = {"width": 360, "height": 640}
+
+
+@pytest.fixture
+def site(app, live_server):
+    """The live server, with quick exit pointed at a neutral page on it (there is no internet here)."""
+    app.config["CHAT_EXIT_URL"] = live_server.url + "/healthz"
+    return live_server.url
+
+
+@pytest.fixture
+def visitor(browser):
+    context = browser.new_context(viewport={"width": 1000, "height": 760})
+    yield context.new_page()
+    context.close()
+
+
+def open_chat(page, url: str):
+    page.goto(url)
+    expect(page.locator("#log .msg-bot").first).to_be_visible()
+    expect(page.get_by_role("textbox")).to_be_enabled()
+
+
+def stored_conversations(redis_client) -> list[bytes]:
+    return redis_client.keys("c:*") + redis_client.keys("t:*")
+
+
+def wait_until(check, seconds: float = 10.0):
+    """Poll for something the server finishes after the browser has moved on (the keepalive erase)."""
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return check()
+
+
+def test_a_visitor_reaches_a_counsellor_in_spanish_and_sees_the_reply_live(app, site, browser, visitor,
+                                                                            redis_client):
+    page = visitor
+    open_chat(page, site + "/chat?lang=es")
+    log = page.get_by_role("log")
+    expect(log).to_contain_text("gratis y privado")
+    page.evaluate("window.notReloaded = true")
+
+    page.get_by_role("button", name="Sí, es seguro").click()
+    expect(log).to_contain_text("¿Cómo te ayudamos?")
+    expect(page.get_by_role("group", name="Respuestas rápidas").get_by_role("button")).to_have_count(6)
+    page.get_by_label("Tu mensaje").fill("1")  # typing works as well as the buttons
+    page.get_by_label("Tu mensaje").press("Enter")
+    expect(log).to_contain_text("Un consejero puede")
+    expect(page.get_by_label("Tu mensaje")).to_have_value("")
+    page.get_by_role("button", name="Sí", exact=True).click()
+    expect(log).to_contain_text("Estás en la fila")
+    expect(page.get_by_role("group", name="Respuestas rápidas")).to_be_hidden()
+    expect(page.get_by_label("Tu mensaje")).to_be_focused()
+
+    with app.app_context():
+        accounts.add(app.extensions["redis"], "ana", PASSWORD)
+    counsellor = browser.new_context()
+    desk = counsellor.new_page()
+    desk.goto(site + "/console/signin")
+    desk.get_by_label("Name").fill("ana")
+    desk.get_by_label("Password").fill(PASSWORD)
+    desk.get_by_role("button", name="Sign in").click()
+    row = desk.locator("#queue tr[data-conv]")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("Web chat")
+    expect(row).to_contain_text("Spanish")
+    row.get_by_role("button", name="Claim").click()
+    desk.locator("#reply-text").fill("Hola, soy Ana. Estoy aquí contigo. ¿Estás en un lugar seguro?")
+    desk.locator("#reply-send").click()
+
+    reply = page.locator("#log .msg-counsellor")
+    expect(reply).to_have_count(1)
+    expect(reply).to_contain_text("Hola, soy Ana")
+    expect(reply).to_contain_text("Consejero")  # who wrote it, never their name
+    assert page.evaluate("window.notReloaded") is True
+
+    page.get_by_label("Tu mensaje").fill("sí, estoy en casa de mi tía")
+    page.get_by_role("button", name="Enviar").click()
+    expect(desk.locator("#live")).to_contain_text("estoy en casa de mi tía")
+    counsellor.close()
+
+
+@pytest.mark.parametrize("how", ["button", "escape"])
+def test_quick_exit_leaves_nothing_behind(site, visitor, redis_client, how):
+    page = visitor
+    page.goto(site + "/healthz?before=chat")
+    open_chat(page, site + "/chat")
+    page.get_by_role("button", name="Yes, it is safe").click()
+    expect(page.get_by_role("log")).to_contain_text("How can we help?")
+    assert stored_conversations(redis_client)
+
+    if how == "button":
+        page.get_by_role("button", name="Leave quickly").click()
+    else:
+        page.get_by_label("Your message").fill("half a thought")
+        page.keyboard.press("Escape")
+
+    page.wait_for_url(site + "/healthz")
+    assert page.evaluate("localStorage.length + sessionStorage.length") == 0
+    assert page.context.cookies() == []
+    assert wait_until(lambda: not stored_conversations(redis_client)), stored_conversations(redis_client)
+    page.go_back()
+    assert page.url == site + "/healthz?before=chat"  # Back skips the chat: it was replaced
+    assert page.locator("#chat").count() == 0
+
+
+def test_the_page_fits_a_360_pixel_phone(site, browser):
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    open_chat(page, site + "/chat?lang=es")
+    page.get_by_role("button", name="Sí, es seguro").click()
+    expect(page.get_by_role("log")).to_contain_text("¿Cómo te ayudamos?")
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    for control in (page.get_by_role("button", name="Salir rápido"), page.get_by_label("Tu mensaje"),
+                    page.get_by_role("button", name="Enviar")):
+        expect(control).to_be_in_viewport(ratio=1)  # wholly on screen, with six answer buttons showing
+    context.close()
+
+
+def test_a_visitor_sending_too_fast_is_asked_kindly_to_wait(app, site, visitor):
+    app.config["CHAT_MESSAGES_PER_MINUTE"] = 1
+    page = visitor
+    open_chat(page, site + "/chat")
+    box, status = page.get_by_label("Your message"), page.get_by_role("status")
+
+    def send(text):
+        box.fill(text)
+        box.press("Enter")  # the page marks the log busy at once, and not busy when answered
+        page.wait_for_function("document.getElementById('log').getAttribute('aria-busy') === 'false'")
+
+    # One message passes per minute: of three, at least one is held back whatever the clock says.
+    for text in ("one", "two", "three"):
+        send(text)
+        if status.inner_text():
+            break
+    expect(status).to_have_text("You are sending messages quickly. Please wait a moment, then try again.")
+    assert box.input_value() in ("two", "three")  # the held-back message is kept, ready to send again
+    expect(page.get_by_role("button", name="Send")).to_be_disabled()
+
+
+def test_screenshots(site, browser, tmp_path):
+    """docs/chat.png and docs/chat-mobile.png: set CHAT_SCREENSHOTS=docs to refresh them."""
+    shots = []
+    for name, viewport, lang in (("chat.png", {"width": 1000, "height": 720}, "en"),
+                                 ("chat-mobile.png", PHONE, "es")):
+        context = browser.new_context(viewport=viewport, device_scale_factor=1)
+        page = context.new_page()
+        open_chat(page, f"{site}/chat?lang={lang}")
+        page.get_by_role("group").get_by_role("button").first.click()
+        expect(page.get_by_role("group").get_by_role("button")).to_have_count(6)
+        path = tmp_path / name
+        page.screenshot(path=str(path))
+        shots.append(path)
+        context.close()
+    assert all(p.stat().st_size > 10_000 for p in shots)
+    target = os.environ.get("CHAT_SCREENSHOTS")
+    if target:
+        for p in shots:
+            shutil.copy(p, os.path.join(target, p.name))
