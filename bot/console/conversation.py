@@ -6,7 +6,7 @@ import re
 from flask import abort, redirect, render_template, request, url_for
 
 from .. import audit
-from ..errors import NoConsent, RecipientOptedOut
+from ..errors import NoConsent, RecipientOptedOut, SendFailed
 from ..extensions import get_redis, get_store
 from . import accounts, bp, canned, handoff
 from .auth import current_counsellor, login_required, supervisor_required
@@ -26,8 +26,10 @@ def _load(conv_id: str):
 def _live_context(conv) -> dict:
     me = current_counsellor()
     can_text, why_not = handoff.may_text(conv)
+    transcript = get_store().transcript(conv.id)
     return {
-        "conv": conv, "transcript": get_store().transcript(conv.id), "holding": handoff.holds(me, conv),
+        "conv": conv, "transcript": transcript, "delivery": handoff.delivery(transcript),
+        "holding": handoff.holds(me, conv),
         "can_text": can_text, "why_not": why_not,
     }
 
@@ -68,6 +70,8 @@ def reply(conv_id):
                      409, draft=text)
     except NoConsent:
         return _page(conv_id, "Not sent: the texter has not agreed to be texted at this number.", 409, draft=text)
+    except SendFailed as exc:
+        return _page(conv_id, f"Not sent: {exc}.", 409, draft=text)
     except handoff.Gone:
         abort(404, "This conversation does not exist any more: the texter erased it.")
     except handoff.NotHolder as exc:

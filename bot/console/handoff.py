@@ -17,6 +17,7 @@ from .. import audit, events
 from ..engine import handoff_priority
 from ..errors import HelplineError, NoConsent, RecipientOptedOut
 from ..extensions import flow_engine, get_redis, get_store, get_waiting
+from ..outbound import check_may_text, outbound_key, queue_reply
 from ..store import entry
 from . import accounts
 from .accounts import Counsellor
@@ -112,12 +113,25 @@ def holds(counsellor: Counsellor, conv: Conversation) -> bool:
 
 
 def may_text(conv: Conversation) -> tuple[bool, str]:
-    """May a counsellor write to this texter now? (yes/no, and why not)."""
-    if conv.opted_out:
+    """May a counsellor write to this texter now? (yes/no, and why not, in the console's words)."""
+    try:
+        check_may_text(conv)
+    except RecipientOptedOut:
         return False, "The texter sent STOP. Nothing can be sent until they text START."
-    if conv.channel in ("sms", "whatsapp") and conv.consent is not True:
+    except NoConsent:
         return False, "The texter has not agreed to be texted at this number."
     return True, ""
+
+
+def delivery(transcript: list[dict]) -> dict[str, str]:
+    """outbound id -> its send status (queued, sending, sent, delivered, failed) for replies shown."""
+    ids = [item["outbound"] for item in transcript if item.get("outbound")]
+    if not ids:
+        return {}
+    pipe = get_redis().pipeline(transaction=False)
+    for outbound_id in ids:
+        pipe.hget(outbound_key(outbound_id), "status")
+    return {i: s.decode() for i, s in zip(ids, pipe.execute()) if s}
 
 
 # -- changing ----------------------------------------------------------------------
@@ -218,8 +232,6 @@ def note(counsellor: Counsellor, conv_id: str, text: str) -> None:
 
 def reply(counsellor: Counsellor, conv_id: str, text: str) -> str:
     """Send a counsellor's message to the texter over their channel; returns the outbound id."""
-    from ..outbound import queue_reply
-
     text = _text(text)
     conv = get_store().load(conv_id)
     if conv is None:
@@ -232,8 +244,6 @@ def reply(counsellor: Counsellor, conv_id: str, text: str) -> str:
 
 def end(counsellor: Counsellor, conv_id: str, outcome: str) -> bool:
     """End the conversation with an outcome; send the closing message when allowed (True if sent)."""
-    from ..outbound import queue_reply
-
     if outcome not in OUTCOMES:
         raise HandoffError("choose an outcome from the list")
     engine = flow_engine(current_app.config["HELPLINE_NAME"])
