@@ -77,14 +77,15 @@ def queued(app):
     store, waiting, vault = app.extensions["store"], app.extensions["waiting"], app.extensions["vault"]
 
     def put(priority: str = "normal", since: float | None = None, channel: str = "sms", lang: str = "en",
-            address: str | None = None, consent: bool | None = True, **slots) -> Conversation:
+            address: str | None = None, consent: bool | None = True, matched: tuple = (), **slots) -> Conversation:
         since = time.time() if since is None else since
         address = address or "+1661555" + "".join(secrets.choice("0123456789") for _ in range(4))
         cid = vault.conversation_id(channel, address)
-        conv = Conversation(id=cid, channel=channel, address=address, lang=lang, risk=priority, handoff="waiting",
+        conv = Conversation(id=cid, channel=channel, address=address, lang=lang, risk=priority, matched=list(matched), handoff="waiting",
                             state="waiting", created_at=since, updated_at=since,
-                            slots={"consent": consent, "queued_at": since,
-                                   "reason": "emergency" if priority == "emergency" else "counsellor", **slots})
+                            slots={"consent": consent, "queued_at": since, **slots})
+        if slots.get("kind") != "tip":
+            conv.slots.setdefault("reason", "emergency" if priority == "emergency" else "counsellor")
         session = store.begin(cid)
         store.commit(session, conv, also=lambda pipe: waiting.add(pipe, cid, priority, since))
         return conv
