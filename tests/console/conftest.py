@@ -79,7 +79,7 @@ def queued(app):
     def put(priority: str = "normal", since: float | None = None, channel: str = "sms", lang: str = "en",
             address: str | None = None, consent: bool | None = True, matched: tuple = (), **slots) -> Conversation:
         since = time.time() if since is None else since
-        address = address or "+1661555" + "".join(secrets.choice("0123456789") for _ in range(4))
+        address = address or "+1661" + "".join(secrets.choice("0123456789") for _ in range(7))
         cid = vault.conversation_id(channel, address)
         conv = Conversation(id=cid, channel=channel, address=address, lang=lang, risk=priority, matched=list(matched), handoff="waiting",
                             state="waiting", created_at=since, updated_at=since,
