@@ -1,8 +1,10 @@
 """The chat page in a real browser (Debian's Chromium) against the app on a real port."""
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
+import threading
 import time
 
 import pytest
@@ -116,6 +118,70 @@ def test_quick_exit_leaves_nothing_behind(site, visitor, redis_client, how):
     page.go_back()
     assert page.url == site + "/healthz?before=chat"  # Back skips the chat: it was replaced
     assert page.locator("#chat").count() == 0
+
+
+class PartnerSite:
+    """A partner's web site on its own loopback port (its own origin) with a page that embeds the chat."""
+
+    def __init__(self):
+        site = self
+
+        class Page(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = (f'<!doctype html><title>Partner</title><h1>Our partner</h1><iframe src="{site.chat}" '
+                        'title="Chat" style="width: 100%; max-width: 30rem; height: 36rem; border: 0" '
+                        'referrerpolicy="no-referrer"></iframe>').encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.chat = ""
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def partners(config):
+    """Two sites; only the first is in CHAT_EMBED_ORIGINS (set before the app is built)."""
+    allowed, other = PartnerSite(), PartnerSite()
+    config["CHAT_EMBED_ORIGINS"] = allowed.url
+    yield allowed, other
+    allowed.close()
+    other.close()
+
+
+def test_a_partner_frames_the_chat_and_quick_exit_takes_the_whole_tab(partners, site, visitor, redis_client):
+    partner, _ = partners
+    partner.chat = site + "/chat"
+    page = visitor
+    page.goto(partner.url + "/help")
+    chat = page.frame_locator("iframe")
+    expect(chat.get_by_role("log")).to_contain_text("free and private")
+    assert stored_conversations(redis_client)
+
+    chat.get_by_role("button", name="Leave quickly").click()
+
+    page.wait_for_url(site + "/healthz")
+    assert wait_until(lambda: not stored_conversations(redis_client))
+
+
+def test_other_sites_cannot_frame_the_chat(partners, site, visitor):
+    _, other = partners
+    other.chat = site + "/chat"
+    page = visitor
+    page.goto(other.url + "/help")  # waits for the frame's load event, allowed or refused
+    expect(page.get_by_role("heading", name="Our partner")).to_be_visible()
+    assert page.frame_locator("iframe").locator("#chat").count() == 0
 
 
 def test_the_page_fits_a_360_pixel_phone(site, browser):
