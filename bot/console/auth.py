@@ -88,6 +88,12 @@ def _load_session() -> Counsellor | None:
     return counsellor
 
 
+def first_in_session(what: str) -> bool:
+    """True the first time this session does `what` (opening a conversation is audited once, not per reload)."""
+    key = f"{session_key(_cookie_sid())}:{what}"
+    return bool(get_redis().set(key, 1, nx=True, ex=idle_seconds()))
+
+
 def _end_session(sid: str, name: str, why: str) -> None:
     client = get_redis()
     client.delete(session_key(sid))

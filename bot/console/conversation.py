@@ -9,7 +9,7 @@ from .. import audit
 from ..errors import NoConsent, RecipientOptedOut, SendFailed
 from ..extensions import get_redis, get_store
 from . import accounts, bp, canned, handoff
-from .auth import current_counsellor, login_required, supervisor_required
+from .auth import current_counsellor, first_in_session, login_required, supervisor_required
 
 _CONV_ID = re.compile(r"^[a-z2-7]{32}$")  # Vault.conversation_id: base32 of 20 bytes
 
@@ -48,7 +48,8 @@ def _page(conv_id: str, error: str | None = None, status: int = 200, draft: str 
 @login_required
 def conversation(conv_id):
     _load(conv_id)  # 404/403 before the audit trail says it was opened
-    audit.record(get_redis(), current_counsellor().name, "open", conv_id)
+    if first_in_session(f"open:{conv_id}"):
+        audit.record(get_redis(), current_counsellor().name, "open", conv_id)
     return _page(conv_id)
 
 
