@@ -240,7 +240,8 @@ def console_cookie(client):
 
 
 def test_console_forms_need_the_csrf_token(app, redis_client):
-    accounts.add(redis_client, "ana", PASSWORD)
+    with app.app_context():
+        accounts.add(redis_client, "ana", PASSWORD)
     client = app.test_client()
     assert sign_in(client).status_code == 302
     assert client.post("/console/signout").status_code == 400
@@ -249,7 +250,8 @@ def test_console_forms_need_the_csrf_token(app, redis_client):
 
 
 def test_console_gives_a_new_session_at_sign_in(app, redis_client):
-    accounts.add(redis_client, "ana", PASSWORD)
+    with app.app_context():
+        accounts.add(redis_client, "ana", PASSWORD)
     client = app.test_client()
     client.get("/console/signin")
     before = console_cookie(client)
@@ -258,7 +260,8 @@ def test_console_gives_a_new_session_at_sign_in(app, redis_client):
 
 
 def test_console_sign_in_is_rate_limited_per_name(app, redis_client):
-    accounts.add(redis_client, "ana", PASSWORD)
+    with app.app_context():
+        accounts.add(redis_client, "ana", PASSWORD)
     client = app.test_client()
     codes = [sign_in(client, password="guess").status_code for _ in range(6)]
     assert codes[:5] == [401] * 5 and codes[5] == 429
@@ -266,7 +269,8 @@ def test_console_sign_in_is_rate_limited_per_name(app, redis_client):
 
 
 def test_console_session_ends_after_idle_minutes(app, redis_client):
-    accounts.add(redis_client, "ana", PASSWORD)
+    with app.app_context():
+        accounts.add(redis_client, "ana", PASSWORD)
     client = app.test_client()
     sign_in(client)
     assert client.get("/console/").status_code == 200

@@ -1,0 +1,127 @@
+"""Real network faults between the app and a real Redis: a TCP proxy that can cut a connection
+at the worst moments of a transaction, and can speak TLS to the client (rediss://)."""
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import socket
+import ssl
+import threading
+import time
+from pathlib import Path
+
+EXEC = b"*1\r\n$4\r\nEXEC\r\n"
+
+
+class CuttingProxy:
+    """127.0.0.1:<port> → Redis on target_port. arm("before_exec"|"after_exec", times) cuts the next
+    `times` transactions: before EXEC reaches Redis, or after Redis ran it but before its answer returns."""
+
+    def __init__(self, target_port: int, tls: ssl.SSLContext | None = None):
+        self.target = ("127.0.0.1", target_port)
+        self.tls = tls
+        self.mode, self.left, self.cuts = None, 0, 0
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._closing = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def arm(self, mode: str | None, times: int = 1) -> None:
+        with self._lock:
+            self.mode, self.left = mode, times
+
+    def close(self) -> None:
+        self._closing = True
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._closing:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self.tls is not None:
+                try:
+                    client = self.tls.wrap_socket(client, server_side=True)
+                except (ssl.SSLError, OSError):
+                    client.close()
+                    continue
+            upstream = socket.create_connection(self.target)
+            link = {"cut": False}
+            threading.Thread(target=self._to_server, args=(client, upstream, link), daemon=True).start()
+            threading.Thread(target=self._to_client, args=(upstream, client, link), daemon=True).start()
+
+    def _take(self) -> str | None:
+        with self._lock:
+            if self.left <= 0:
+                return None
+            self.left -= 1
+            self.cuts += 1
+            return self.mode
+
+    def _to_server(self, client, upstream, link) -> None:
+        try:
+            while data := client.recv(65536):
+                mode = self._take() if EXEC in data else None
+                if mode == "before_exec":
+                    break
+                if mode == "after_exec":
+                    link["cut"] = True  # Redis's answer to this EXEC never reaches the app
+                    upstream.sendall(data)
+                    time.sleep(0.2)  # let Redis run it
+                    break
+                upstream.sendall(data)
+        except OSError:
+            pass
+        _close(client, upstream)
+
+    def _to_client(self, upstream, client, link) -> None:
+        try:
+            while data := upstream.recv(65536):
+                if link["cut"]:
+                    break
+                client.sendall(data)
+        except OSError:
+            pass
+        _close(client, upstream)
+
+
+def _close(*socks) -> None:
+    for s in socks:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        s.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def self_signed(folder: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context for 127.0.0.1 and the CA file a client trusts it with."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "redis.crt", folder / "redis.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    return context, cert_path
