@@ -3,7 +3,8 @@
 - waiting-queue entries whose conversation has expired (the queue is one sorted set, no TTL);
 - a TTL on every key that holds personal data and lacks one (or has a longer one): a safety net
   for records written by code that forgot to set it;
-- RQ's finished and failed job records older than the retention period;
+- RQ's finished and failed job records older than the retention period, and failed-reply
+  entries (bot.outbound.FAILED) as old;
 - audit entries older than the audit retention (they hold no content, so they are kept longer).
 
 Scheduling: the worker schedules the next run when it starts, and every run schedules the
@@ -24,6 +25,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
 from bot import audit
+from bot.outbound import FAILED as FAILED_REPLIES
 from bot.waiting import KEY as WAITING_KEY
 
 from . import context
@@ -80,6 +82,7 @@ def sweep(client: redis.Redis, queue: Queue, retention_days: int, audit_days: in
         "waiting": drop_expired_waiting(client),
         "ttl_set": cap_ttls(client, retention),
         "jobs": delete_old_jobs(queue, now - retention),
+        "failed_replies": int(client.zremrangebyscore(FAILED_REPLIES, 0, now - retention)),
         "audit": trim_audit(client, now - audit_days * 86400),
     }
 

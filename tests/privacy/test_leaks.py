@@ -173,6 +173,15 @@ def test_the_scan_reads_every_type(redis_client):
     assert found == set(WORDS)
 
 
+def test_every_personal_record_expires_within_retention(scenario, redis_client):
+    from workers.retention import PERSONAL
+
+    retention = scenario["app"].config["HELPLINE_RETENTION_DAYS"] * 86400
+    names = [n for pattern in PERSONAL for n in redis_client.scan_iter(match=pattern)]
+    assert len(names) > 10
+    assert {n.decode(): redis_client.ttl(n) for n in names if not 0 < redis_client.ttl(n) <= retention} == {}
+
+
 def test_no_number_or_message_in_logs(scenario):
     logs = scenario["logs"]
     assert "request" in logs  # the logs were captured

@@ -92,6 +92,15 @@ def test_audit_is_trimmed_after_its_own_retention(app, redis_client):
     assert [e["action"] for e in audit.entries(redis_client)] == ["open", "end"]
 
 
+def test_failed_reply_entries_are_trimmed_after_retention(app, redis_client):
+    from bot.outbound import FAILED
+
+    now = time.time()
+    redis_client.zadd(FAILED, {"old": now - 31 * DAY, "recent": now - DAY})
+    assert retention.sweep(redis_client, app.extensions["queue"], 30, 365)["failed_replies"] == 1
+    assert [m.decode() for m in redis_client.zrange(FAILED, 0, -1)] == ["recent"]
+
+
 def test_one_scheduled_purge_per_slot_however_many_workers_start(app):
     queue = app.extensions["queue"]
     first = retention.schedule(queue, 60)
