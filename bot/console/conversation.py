@@ -6,7 +6,7 @@ import re
 from flask import abort, redirect, render_template, request, url_for
 
 from .. import audit
-from ..errors import NoConsent, RecipientOptedOut, SendFailed
+from ..errors import SendFailed
 from ..extensions import get_redis, get_store
 from . import accounts, bp, canned, handoff
 from .auth import current_counsellor, first_in_session, login_required, supervisor_required
@@ -64,37 +64,16 @@ def conversation_live(conv_id):
 @login_required
 def reply(conv_id):
     text = request.form.get("text", "")
-    try:
-        handoff.reply(current_counsellor(), conv_id, text)
-    except RecipientOptedOut:
-        return _page(conv_id, "Not sent: the texter sent STOP. Nothing can be sent until they text START.",
-                     409, draft=text)
-    except NoConsent:
-        return _page(conv_id, "Not sent: the texter has not agreed to be texted at this number.", 409, draft=text)
-    except SendFailed as exc:
-        return _page(conv_id, f"Not sent: {exc}.", 409, draft=text)
-    except handoff.Gone:
-        abort(404, "This conversation does not exist any more: the texter erased it.")
-    except handoff.NotHolder as exc:
-        return _page(conv_id, f"Not sent: {exc}.", 409, draft=text)
-    except handoff.HandoffError as exc:
-        return _page(conv_id, f"Not sent: {exc}.", 400, draft=text)
-    return redirect(url_for("console.conversation", conv_id=conv_id, _anchor="reply"))
+    return _change(conv_id, lambda me: handoff.reply(me, conv_id, text),
+                   url_for("console.conversation", conv_id=conv_id, _anchor="reply"), "Not sent", draft=text)
 
 
 @bp.post("/c/<conv_id>/note")
 @login_required
 def note(conv_id):
     text = request.form.get("text", "")
-    try:
-        handoff.note(current_counsellor(), conv_id, text)
-    except handoff.Gone:
-        abort(404, "This conversation does not exist any more: the texter erased it.")
-    except handoff.NotHolder as exc:
-        return _page(conv_id, f"Note not saved: {exc}.", 403, note_draft=text)
-    except handoff.HandoffError as exc:
-        return _page(conv_id, f"Note not saved: {exc}.", 400, note_draft=text)
-    return redirect(url_for("console.conversation", conv_id=conv_id))
+    return _change(conv_id, lambda me: handoff.note(me, conv_id, text),
+                   url_for("console.conversation", conv_id=conv_id), "Note not saved", note_draft=text)
 
 
 @bp.post("/c/<conv_id>/release")
@@ -124,13 +103,15 @@ def reveal(conv_id):
     return _page(conv_id, revealed=handoff.reveal(current_counsellor(), conv_id))
 
 
-def _change(conv_id: str, action, then: str):
+def _change(conv_id: str, action, then: str, failed: str = "Not done", **drafts):
+    """Do it and go on to `then`; or show the page again with why not (and what was typed)."""
     try:
         action(current_counsellor())
     except handoff.Gone:
         abort(404, "This conversation does not exist any more: the texter erased it.")
-    except handoff.NotHolder as exc:
-        return _page(conv_id, f"Not done: {exc}.", 409)
+    except (handoff.NotHolder, SendFailed) as exc:
+        # SendFailed: STOP or no consent, found by bot.outbound as it queued the reply.
+        return _page(conv_id, f"{failed}: {exc}.", 409, **drafts)
     except handoff.HandoffError as exc:
-        return _page(conv_id, f"Not done: {exc}.", 400)
+        return _page(conv_id, f"{failed}: {exc}.", 400, **drafts)
     return redirect(then)

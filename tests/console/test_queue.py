@@ -175,7 +175,7 @@ def test_supervisor_sees_waiting_and_active_with_holder(console, queued):
     alice.post(f"/console/claim/{held.id}")
     page = sam.get("/console/all").get_data(as_text=True)
     assert f"/console/c/{held.id}" in page and f"/console/c/{waiting.id}" in page
-    assert "<td>alice</td>" in page
+    assert "<td>alice</td>" in page  # who holds it
 
 
 def test_unknown_or_erased_conversation_is_404(console, queued, staff):
