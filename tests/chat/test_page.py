@@ -207,7 +207,7 @@ def test_a_visitor_sending_too_fast_is_asked_kindly_to_wait(app, site, visitor):
     def send(text):
         box.fill(text)
         box.press("Enter")  # the page marks the log busy at once, and not busy when answered
-        page.wait_for_function("document.getElementById('log').getAttribute('aria-busy') === 'false'")
+        expect(page.locator("#log")).to_have_attribute("aria-busy", "false")
 
     # One message passes per minute: of three, at least one is held back whatever the clock says.
     for text in ("one", "two", "three"):
