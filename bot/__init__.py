@@ -27,7 +27,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.init_app(app)
     metrics.init_app(app)
 
-    from . import chat, console, health, sms
+    from . import chat, console, dashboard, health, sms  # noqa: F401 (dashboard adds its views to console.bp)
 
     app.register_blueprint(sms.bp)
     app.register_blueprint(health.bp)

@@ -40,6 +40,16 @@ TIMED_ENDPOINTS = ("sms.inbound", "chat.post_message")  # answers a texter waits
 
 bp = Blueprint("metrics", __name__)
 
+# KEYS: the totals hash and a day's hash; ARGV: the day's TTL, how many totals follow, then field/amount pairs
+# (the totals first, then the day's).
+_COUNT = """
+local totals = tonumber(ARGV[2])
+for i = 3, #ARGV, 2 do
+  redis.call('hincrby', (i - 3) / 2 < totals and KEYS[1] or KEYS[2], ARGV[i], ARGV[i + 1])
+end
+if #ARGV > 2 + 2 * totals then redis.call('expire', KEYS[2], ARGV[1]) end
+"""
+
 
 def day_key(day: date) -> str:
     return f"st:d:{day.isoformat()}"
@@ -109,8 +119,8 @@ class Stats:
             daily[f"handoff|{reason}"] += 1
             daily[f"priority|{priority}"] += 1
             pipe.set(queued_key(conv.id), conv.slots.get("queued_at", now), ex=QUEUED_TTL)
+        totals.update(self._take_pending())
         self._add(pipe, totals, self.day(now), daily)
-        self.flush(pipe)
 
     def count(self, client_or_pipe, name: str, label: str, n: int = 1) -> None:
         """A cumulative counter from outside the message path, e.g. count(pipe, "send_failed", "sms")."""
@@ -124,18 +134,19 @@ class Stats:
 
     def flush(self, pipe) -> None:
         """Queue this process's pending latency observations on pipe."""
+        pending = self._take_pending()
+        if pending:
+            self._add(pipe, pending, self.day(self.clock()), Counter())
+
+    def _take_pending(self) -> Counter:
         with self._lock:
             pending, self._pending = self._pending, Counter()
-        for field, n in pending.items():
-            pipe.hincrby(TOTALS, field, n)
+        return pending
 
     def _add(self, pipe, totals: Counter, day: date, daily: Counter) -> None:
-        for field, n in totals.items():
-            pipe.hincrby(TOTALS, field, n)
-        key = day_key(day)
-        for field, n in daily.items():
-            pipe.hincrby(key, field, n)
-        pipe.expire(key, DAY_TTL)
+        # One command, not one per counter: the message transaction's cost grows with its command count.
+        flat = [x for field, n in totals.items() for x in (field, n)] + [x for field, n in daily.items() for x in (field, n)]
+        pipe.eval(_COUNT, 2, TOTALS, day_key(day), DAY_TTL, len(totals), *flat)
 
     # -- console actions, folded in from the audit trail -----------------------------
 
