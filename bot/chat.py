@@ -21,10 +21,10 @@ from flows.engine import MAX_TEXT, FlowEngine
 
 from . import ratelimit
 from .engine import Inbound
-from .errors import ConversationBusy, StoreUnavailable
+from .errors import ConversationBusy, HelplineError, StoreUnavailable
 from .events import conversation_channel
 from .extensions import get_helpline, get_redis, get_store
-from .store import conv_key, entry
+from .store import conv_key, entry, transcript_key
 
 bp = Blueprint("chat", __name__, url_prefix="/chat")
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ PAGE_WORDS = (
 )
 
 
-class ChatError(Exception):
+class ChatError(HelplineError):
     """A chat request that gets a JSON error answer instead of a reply."""
 
     def __init__(self, status: int, error: str, **extra):
@@ -118,7 +118,10 @@ def open_session():
     with store.locked(conv.id) as session:
         session.conv = conv
         session.entries += [entry("bot", reply, now) for reply in step.replies]
-    store.redis.expire(conv_key(conv.id), UNTOUCHED_TTL)
+    pipe = store.redis.pipeline(transaction=False)
+    for key in (conv_key(conv.id), transcript_key(conv.id)):
+        pipe.expire(key, UNTOUCHED_TTL)
+    pipe.execute()
     return jsonify(token=token, lang=conv.lang, replies=step.replies, choices=choices(conv)), 201
 
 

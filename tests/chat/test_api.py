@@ -249,3 +249,14 @@ def test_without_redis_the_chat_answers_503_with_the_safety_numbers(config, tmp_
     for answer in (opened, sent, left):
         assert answer.status_code == 503
         assert any("911" in reply for reply in answer.json["replies"])
+
+
+def test_a_chat_opened_and_never_answered_is_kept_a_day_and_one_in_use_for_the_retention(app, client, redis_client):
+    token = open_chat(client)["token"]
+    cid = conv_id(app, token)
+    day, retention = 24 * 3600, app.config["HELPLINE_RETENTION_DAYS"] * 86400
+
+    assert 0 < redis_client.ttl(conv_key(cid)) <= day and 0 < redis_client.ttl(transcript_key(cid)) <= day
+    say(client, token, "1")
+    assert redis_client.ttl(conv_key(cid)) > day and redis_client.ttl(transcript_key(cid)) > day
+    assert redis_client.ttl(conv_key(cid)) <= retention
