@@ -23,7 +23,8 @@ A match is dropped when one of the entry's ``unless`` patterns overlaps it,
 or when a negator sits in the few tokens before it in the same clause
 ("i'm not in danger", "no estoy en peligro"). Patterns that begin with a
 negator ("no me dejan salir") are about the negation itself and skip that
-check.
+check, and so do matches that begin with a clause word ("i can't leave
+until the debt is paid": the "until" clause is not negated).
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ class _Normaliser:
         # A new subject or clause word ends a negation's reach:
         # "i'm not ok he has a gun" is not a negated gun.
         self.scope_end = breaks | subjects | {_BREAK}
+        self.breaks = breaks
         self.subjects = subjects
         self.raisers = raisers
         self.no_exempt = subjects | no_phrases
@@ -176,6 +178,10 @@ class _Normaliser:
         return out, shown
 
     def negated_before(self, tokens: list[str], idx: int) -> bool:
+        if tokens[idx] in self.breaks:
+            # A match that opens its own clause ("... can't leave | until the
+            # debt is paid") is out of reach of a negation before it.
+            return False
         budget = _NEG_WINDOW
         j = idx - 1
         while j >= 0 and budget > 0:

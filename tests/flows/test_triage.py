@@ -26,7 +26,11 @@ def _rows(name):
         return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
-@pytest.mark.parametrize("name", ["triage_dev.tsv", "triage_extra.tsv"])
+# triage_holdout*.tsv were written before the lexicon was tuned on them (their
+# untuned figures are in the commits that added them); a lexicon change that
+# only helps dev/extra shows up here.
+@pytest.mark.parametrize("name", ["triage_dev.tsv", "triage_extra.tsv",
+                                  "triage_holdout.tsv", "triage_holdout2.tsv"])
 def test_figures(triage, name):
     rows = _rows(name)
     by = {lv: [triage.assess(r["text"]).level for r in rows if r["level"] == lv] for lv in LEVELS}
@@ -42,9 +46,11 @@ def test_figures(triage, name):
     assert normal_fp <= 0.05
 
 
-def test_extra_set_is_big_and_bilingual():
-    rows = _rows("triage_extra.tsv")
-    assert len(rows) >= 80
+@pytest.mark.parametrize("name,size", [("triage_extra.tsv", 80), ("triage_holdout.tsv", 140),
+                                       ("triage_holdout2.tsv", 60)])
+def test_own_sets_are_big_and_bilingual(name, size):
+    rows = _rows(name)
+    assert len(rows) >= size
     assert {r["lang"] for r in rows} == {"en", "es"}
     assert {r["level"] for r in rows} == set(LEVELS)
 
@@ -86,6 +92,10 @@ def test_negation(triage, negated, plain):
     "no he has a knife",          # "no" as an answer, no comma
     "im not ok he has a gun",     # negation belongs to another clause
     "no se si me va a matar",     # "no se" = I don't know
+    "he won't stop choking me",   # a negated "stop" is no negation of the harm
+    "no deja de pegarme",
+    "ya no puedo mas me voy a matar",  # "mas" closes the negated clause
+    "my stepdad won't get off me",
 ])
 def test_negation_does_not_swallow_danger(triage, text):
     assert level(triage, text) == "emergency"
@@ -127,9 +137,66 @@ def test_negation_high(triage, negated, plain):
     "i have my passport with me",
     "i'm 17 and looking for a job",
     "what is human trafficking?",
+    # idioms and harmless weapons, haircuts, bedtime, house rules
+    "lol my sister is gonna murder me for borrowing her jacket",
+    "mi mama me va a matar si llego tarde",
+    "me mata el dolor de cabeza",
+    "this class is gonna finish me off",
+    "she is dragging me to church on sunday",
+    "my back is hurting me",
+    "the baby wont stop kicking me",
+    "i hit my head on the cabinet lol",
+    "he is cooking me breakfast",    # "cooking" must not be read as "choking"
+    "i need a knife to cut the cake",
+    "the guy at the store showed me some knives",
+    "my brother got a knife for his birthday",
+    "im scared of guns",
+    "mi papa tiene una pistola de agua",
+    "me voy a cortar el pelo",
+    "me voy a tirar a dormir",
+    "i want to sleep forever lol its saturday",
+    "nobody would care if i skip class",
+    "my parents wont let me go anywhere",
+    "mi mama no me deja salir sola",
+    "there is no way to get out of work early",
+    "i cant move out until i pay off my car",
+    "i got my passport back when i paid the fee",
+    "vivo en el rancho con mis papas y no tengo trabajo",
+    "my family will pay for my ticket",
+    "trabajo en la calle vendiendo elotes",
+    "they will call the police on the party",
+    "my cat sits on top of me when i sleep",
 ])
 def test_false_positives_are_normal(triage, text):
     assert level(triage, text) == "normal"
+
+
+# ---------------------------------------------------------------- paraphrases
+
+# Wordings that earlier lexicons missed: each stands for a concept (harm verb
+# on a person, weapon shown, overdose, documents held until a debt is paid).
+@pytest.mark.parametrize("text,expected", [
+    ("he is dragging me by my hair", "emergency"),
+    ("he put a knife on the table and said im next", "emergency"),
+    ("i swallowed everything in the medicine cabinet", "emergency"),
+    ("he slammed my head into the wall", "emergency"),
+    ("im going to jump off the overpass", "emergency"),
+    ("everyone would be better off without me", "emergency"),
+    ("me puso el cuchillo en el cuello", "emergency"),
+    ("me esta agarrando a golpes", "emergency"),
+    ("me quitaron el cel y las llaves y cerraron con llave", "emergency"),
+    ("ya no quiero estar en este mundo", "emergency"),
+    ("boss says i cant have my passport back until i pay", "high"),
+    # a clause opened by "until" is not reached by the "can't" before it
+    ("i want to quit but i cant until the debt is paid", "high"),
+    ("he says hell get me deported if i say anything", "high"),
+    ("me van a deportar si digo algo", "high"),
+    ("vivimos en el rancho y no nos dejan ir al pueblo", "high"),
+    ("tengo que juntar 300 cada noche para el", "high"),
+    ("they keep our green cards in the office safe", "high"),
+])
+def test_paraphrases(triage, text, expected):
+    assert level(triage, text) == expected
 
 
 # ---------------------------------------------------------------- self-harm flag
