@@ -13,6 +13,11 @@ from datetime import date
 import click
 
 
+# Threads, not one request per process: the chat's live stream stays open for a minute and must
+# not take a whole web process (the Procfile uses the same settings).
+GUNICORN_THREADS = ("--worker-class", "gthread", "--threads", "8", "--timeout", "30")
+
+
 def _app():
     from . import create_app
 
@@ -45,7 +50,7 @@ def run(port, host, workers):
     bindir = os.path.dirname(sys.executable)
     procs = [
         subprocess.Popen([os.path.join(bindir, "gunicorn"), "--workers", str(workers), "--bind", f"{host}:{port}",
-                          "--timeout", "15", "--access-logfile", "-", "--access-logformat",
+                          *GUNICORN_THREADS, "--access-logfile", "-", "--access-logformat",
                           '%(m)s %(U)s %(s)s %(M)sms', "bot:create_app()"], env=env),
         subprocess.Popen([os.path.join(bindir, "helpline"), "worker"], env=env),
     ]
