@@ -1,0 +1,163 @@
+"""Two gunicorn web processes and two RQ workers on one Redis, 200 texters at once: nothing lost, nothing twice."""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from rq.registry import FailedJobRegistry
+
+from bot import create_app
+from tests.conftest import AUTH_TOKEN, replies_of, sign
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
+PUBLIC_URL = "https://helpline.test"  # both web processes check signatures against the public URL
+TEXTERS = 200
+SCRIPT = ["hi", "1", "1", "yes", "thank you"]  # hello, safe, a counsellor, consent, then one more while waiting
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "a web process exited at start"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+@pytest.fixture
+def cluster(config, tmp_path):
+    """Two web processes (gunicorn, two sync workers each) and two `helpline worker`s, sharing one Redis."""
+    env = dict(os.environ, REDIS_URL=config["REDIS_URL"], TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_URL=PUBLIC_URL,
+               SECRET_KEY=config["SECRET_KEY"], HELPLINE_DATA_KEY=config["HELPLINE_DATA_KEY"],
+               HELPLINE_HASH_KEY=config["HELPLINE_HASH_KEY"], HELPLINE_INSTANCE_PATH=str(tmp_path / "instance"))
+    ports = [_port(), _port()]
+    log = open(tmp_path / "processes.log", "ab")
+    processes = [
+        subprocess.Popen([str(BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}", "--timeout", "30",
+                          "bot:create_app()"], env=env, cwd=ROOT, stdout=log, stderr=log)
+        for port in ports
+    ] + [subprocess.Popen([str(BIN / "helpline"), "worker"], env=env, cwd=ROOT, stdout=log, stderr=log)
+         for _ in range(2)]
+    try:
+        for port, process in zip(ports, processes):
+            _wait_for(port, process)
+        yield [f"http://127.0.0.1:{port}" for port in ports]
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
+
+
+class Person:
+    """One texter; message n goes to web process n % 2, so each conversation crosses both."""
+
+    def __init__(self, n: int, urls: list[str]):
+        self.n, self.urls = n, urls
+        self.number = f"+1661{5000000 + n:07d}"
+        self.http = requests.Session()
+        self.sent: list[str] = []
+        self.received: list[str] = []
+        self.answers: dict[str, list[str]] = {}  # MessageSid -> replies; a retry must get the same
+
+    def post(self, url: str, form: dict) -> list[str]:
+        answer = self.http.post(url + "/sms", data=form, timeout=30,
+                                headers={"X-Twilio-Signature": sign(PUBLIC_URL + "/sms", form)})
+        assert answer.status_code == 200, answer.text
+        return replies_of(answer.content)
+
+    def talk(self) -> None:
+        for i, text in enumerate(SCRIPT):
+            sid = "SM" + secrets.token_hex(16)
+            form = {"From": self.number, "To": "+16615550199", "Body": text, "MessageSid": sid,
+                    "AccountSid": "AC" + "1" * 32, "NumMedia": "0"}
+            if i == 2 and self.n % 4 == 0:
+                # Twilio gave up waiting and sent the same message again, to the other process, at once.
+                with ThreadPoolExecutor(2) as both:
+                    first, second = both.map(lambda url: self.post(url, form), self.urls)
+                assert first == second
+                replies = first
+            else:
+                replies = self.post(self.urls[i % 2], form)
+                if i == 1 and self.n % 3 == 0:
+                    assert self.post(self.urls[(i + 1) % 2], form) == replies  # a later retry
+            self.sent.append(text)
+            self.received += replies
+            self.answers[sid] = replies
+
+
+def test_two_web_processes_and_two_workers_lose_nothing_and_answer_nothing_twice(cluster, config, redis_client):
+    people = [Person(n, cluster) for n in range(TEXTERS)]
+    errors: list[BaseException] = []
+
+    def run(person: Person):
+        try:
+            person.talk()
+        except BaseException as exc:  # noqa: BLE001 (reported below, with the texter it happened to)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in people]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=90)
+    assert not errors, errors[:3]
+
+    app = create_app(config)
+    store, waiting, queue = app.extensions["store"], app.extensions["waiting"], app.extensions["queue"]
+    helpline = app.extensions["helpline"]
+    for person in people:
+        assert all(person.answers.values()), "every message got an answer"
+        conv_id = helpline.conversation_id("sms", person.number)
+        transcript = store.transcript(conv_id)
+        # Exactly what was sent, once each and in order, and exactly what was answered.
+        assert [e["text"] for e in transcript if e["from"] == "texter"] == person.sent
+        # (an SMS answer may carry several of the bot's replies in one message)
+        assert "\n\n".join(e["text"] for e in transcript if e["from"] == "bot") == "\n\n".join(person.received)
+        conv = store.load(conv_id)
+        assert (conv.state, conv.handoff, conv.consent, conv.messages) == ("waiting", "waiting", True, len(SCRIPT))
+        assert waiting.position(conv_id) is not None
+    assert waiting.depth() == TEXTERS
+
+    # The workers told the counsellors about every conversation: the queue drains, nothing failed.
+    deadline = time.monotonic() + 30
+    while queue.count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert queue.count == 0
+    assert FailedJobRegistry(queue=queue).count == 0
+
+    # Counters from four web processes add up, whichever process is asked; the workers keep /healthz green.
+    for url in cluster:
+        assert requests.get(url + "/healthz", timeout=5).json()["status"] == "ok"
+        metrics = requests.get(url + "/metrics", timeout=5).text
+        assert re.search(r'^helpline_messages_in_total\{channel="sms"\} (\S+)$', metrics, re.M).group(1) == \
+            f"{float(TEXTERS * len(SCRIPT))}"
+        assert re.search(r"^helpline_handoffs_total\{priority=\"normal\"\} (\S+)$", metrics, re.M).group(1) == \
+            f"{float(TEXTERS)}"
+        assert "+1661" not in metrics
+    app.extensions["redis"].close()
