@@ -313,6 +313,9 @@ class FlowEngine:
 
     def _render(self, conv: Conversation, key: str, values: dict) -> str:
         lang = conv.lang if conv.lang in self.catalog.texts else "en"
+        # A channel may word a message its own way ("welcome@web" says chat, not text).
+        if self.catalog.has(lang, f"{key}@{conv.channel}"):
+            key = f"{key}@{conv.channel}"
         wanted = self.catalog.placeholders(lang, key) if self.catalog.has(lang, key) else set()
         values = dict(values)
         values.setdefault("name", self.helpline_name)

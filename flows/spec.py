@@ -271,6 +271,11 @@ class Flow:
                 problems.append(f"{where}:{state.line}: state {state.name}: input {state.input} needs a slot")
         for key in required_keys:
             need_key(key, self.line)
+        # A channel's wording (key@web) must exist in every language, like any other message.
+        for variant in sorted({k for texts in catalog.texts.values() for k in texts if "@" in k}):
+            for lang in catalog.texts:
+                if not catalog.has(lang, variant):
+                    problems.append(f"{catalog.paths[lang]}: message {variant!r} missing")
 
         reached, todo = set(), deque([self.initial, self.fallback, self.emergency, self.after_handoff])
         todo.extend(g.to for g in self.globals if g.to)
