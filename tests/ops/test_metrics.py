@@ -1,0 +1,80 @@
+"""/metrics: shared counters from every process, who may read them, and no personal data in them."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bot import create_app
+from tests.console.conftest import ask_for_counsellor
+from tests.conftest import Texter
+
+LOCAL = {"REMOTE_ADDR": "127.0.0.1"}
+
+
+def value(metrics: str, name: str, labels: str = "") -> float:
+    found = re.search(rf"^{re.escape(name + labels)} (\S+)$", metrics, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def scrape(client, **kwargs) -> str:
+    answer = client.get("/metrics", environ_base=LOCAL, **kwargs)
+    assert answer.status_code == 200, answer.data
+    return answer.get_data(as_text=True)
+
+
+def test_messages_handoffs_queue_and_latency_are_counted(client):
+    texter = Texter(client, "+16615550142")
+    ask_for_counsellor(texter)
+    texter.send("i need help, he is going to kill me")
+    metrics = scrape(client)
+    assert value(metrics, "helpline_messages_in_total", '{channel="sms"}') == 5
+    assert value(metrics, "helpline_messages_out_total", '{channel="sms"}') >= 5
+    assert value(metrics, "helpline_conversations_total", '{channel="sms"}') == 1
+    assert value(metrics, "helpline_handoffs_total", '{priority="normal"}') == 1
+    assert value(metrics, "helpline_queue_depth") == 1
+    # Every answered webhook was timed, this process's last one included.
+    assert value(metrics, "helpline_webhook_seconds_count", '{endpoint="sms.inbound"}') == 5
+    # Labels and values never carry a number or words a texter wrote.
+    assert "5550142" not in metrics and "kill" not in metrics
+
+
+def test_counters_are_shared_by_every_process(config, client):
+    """Two apps stand for two gunicorn processes: what one counts, the other reports."""
+    ask_for_counsellor(Texter(client))
+    other = create_app(config).test_client()
+    assert value(scrape(other), "helpline_messages_in_total", '{channel="sms"}') == 4
+    ask_for_counsellor(Texter(other))
+    assert value(scrape(client), "helpline_handoffs_total", '{priority="normal"}') == 2
+
+
+def test_claims_and_waits_come_from_the_console(client, console):
+    ask_for_counsellor(Texter(client))
+    alice = console("alice")
+    conv_id = alice.queue_order()[0]
+    alice.post(f"/console/claim/{conv_id}")
+    metrics = scrape(client)
+    assert value(metrics, "helpline_claims_total") == 1
+    assert value(metrics, "helpline_wait_seconds_count") == 1
+    assert value(metrics, "helpline_queue_depth") == 0
+    assert value(scrape(client), "helpline_claims_total") == 1  # folded once, not again on the next scrape
+
+
+@pytest.mark.parametrize("environ, headers", [
+    ({"REMOTE_ADDR": "203.0.113.9"}, {}),
+    # A proxy on this machine passing a visitor's request on: local address, forwarding header.
+    (LOCAL, {"X-Forwarded-For": "203.0.113.9"}),
+    (LOCAL, {"Forwarded": "for=203.0.113.9"}),
+])
+def test_without_a_token_only_direct_local_requests_may_read(client, environ, headers):
+    assert client.get("/metrics", environ_base=environ, headers=headers).status_code == 403
+
+
+def test_with_a_token_only_its_bearer_may_read(config):
+    config["METRICS_TOKEN"] = "s3cret-token-for-prometheus"
+    client = create_app(config).test_client()
+    assert client.get("/metrics", environ_base=LOCAL).status_code == 403
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    answer = client.get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.9"},
+                        headers={"Authorization": "Bearer s3cret-token-for-prometheus"})
+    assert answer.status_code == 200 and b"helpline_queue_depth" in answer.data
