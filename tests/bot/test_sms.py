@@ -97,7 +97,7 @@ def test_same_message_sid_five_times_changes_state_once(app, texter, redis_clien
     answers = [texter.post(form) for _ in range(5)]
     assert all(a.status_code == 200 for a in answers)
     bodies = {a.data for a in answers}
-    assert len(bodies) == 1 and b"Talk to a counsellor" in answers[0].data
+    assert len(bodies) == 1 and b"Talk to a counselor" in answers[0].data
     conv = conversation(app, texter.number)
     assert conv.state == "menu"
     assert conv.messages == 2

@@ -44,7 +44,7 @@ def test_the_menu_and_typed_answers_lead_to_a_handoff_on_channel_web(app, client
     token = open_chat(client)["token"]
 
     menu = say(client, token, "1").json
-    assert menu["choices"][0] == {"send": "1", "label": "Talk to a counsellor"}
+    assert menu["choices"][0] == {"send": "1", "label": "Talk to a counselor"}
     assert len(menu["choices"]) == 6  # the menu itself offers no way back to the menu
     asked = say(client, token, "talk to a person").json
     assert [c["label"] for c in asked["choices"]] == ["Yes", "No", "Main menu"]

@@ -77,7 +77,7 @@ def queue_up(make_texter, first: str = "hi", sid: str | None = None) -> tuple[st
 
 
 @pytest.mark.parametrize("first, expected", [
-    ("hi", "A counsellor should reply in about 15 minutes."),
+    ("hi", "A counselor should reply in about 15 minutes."),
     ("hola", "Un consejero debería responder en unos 15 minutos."),
 ])
 def test_a_queued_texter_hears_the_wait_in_their_language(redis_client, make_texter, first, expected):
@@ -92,11 +92,11 @@ def test_a_queued_texter_hears_the_wait_in_their_language(redis_client, make_tex
 
 
 @pytest.mark.parametrize("first, day, hour, expected", [
-    ("hi", 6, 23, "Our counsellors are back tomorrow at 8:00 AM."),
+    ("hi", 6, 23, "Our counselors are back tomorrow at 8:00 AM."),
     ("hola", 6, 23, "Nuestros consejeros vuelven mañana a las 8:00."),
-    ("hi", 5, 17, "Our counsellors are back on Monday at 8:00 AM."),
+    ("hi", 5, 17, "Our counselors are back on Monday at 8:00 AM."),
     ("hola", 5, 17, "Nuestros consejeros vuelven el lunes a las 8:00."),
-    ("hi", 5, 7, "Our counsellors are back today at 10:00 AM."),
+    ("hi", 5, 7, "Our counselors are back today at 10:00 AM."),
 ])
 def test_out_of_hours_a_texter_hears_when_counsellors_are_back_and_stays_in_line(
         week_hours, redis_client, app, make_texter, first, day, hour, expected):
@@ -116,7 +116,7 @@ def test_out_of_hours_a_texter_hears_when_counsellors_are_back_and_stays_in_line
 def test_with_nobody_online_the_texter_hears_counsellors_are_back_soon(make_texter):
     reply, _ = queue_up(make_texter)
 
-    assert "Our counsellors are back soon." in reply
+    assert "Our counselors are back soon." in reply
 
 
 def test_a_repeated_webhook_gets_the_same_wait(redis_client, make_texter):
