@@ -35,6 +35,7 @@ from cryptography.fernet import Fernet
 from twilio.request_validator import RequestValidator
 
 from bot.redis_server import EmbeddedRedis
+from bot.waiting import KEY as WAITING_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -92,6 +93,20 @@ class Gunicorn:
                 time.sleep(0.1)
         raise RuntimeError(f"gunicorn {spec} did not start; see {log}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) its worker processes have used so far: a measure the machine's other load
+        does not distort the way it distorts requests per second."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # gone while we looked
+            if int(fields[1]) == self.process.pid:  # fields[1] is the parent pid
+                total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
     def stop(self) -> None:
         if self.process.poll() is not None:
             return
@@ -148,7 +163,7 @@ def texters(n: int, seed: int = 7) -> list[Texter]:
     return [Texter(kind, SCRIPTS[kind][0]) for kind in (rng.choice(kinds) for _ in range(n))]
 
 
-def drive(port: int, people: list[Texter], concurrency: int) -> dict:
+def drive(server: Gunicorn, people: list[Texter], concurrency: int, redis_client: redis.Redis | None = None) -> dict:
     """Every texter's conversation, `concurrency` at a time; each waits for a reply before the next message."""
     pending = iter(people)
     lock = threading.Lock()
@@ -163,7 +178,7 @@ def drive(port: int, people: list[Texter], concurrency: int) -> dict:
                 return
             for raw in person.requests:
                 started = time.perf_counter()
-                status, body = post(port, raw)
+                status, body = post(server.port, raw)
                 took = time.perf_counter() - started
                 with lock:
                     latencies.append(took)
@@ -171,12 +186,20 @@ def drive(port: int, people: list[Texter], concurrency: int) -> dict:
                         errors.append(f"{status} {body[:80]!r}")
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    started = time.perf_counter()
+    cpu, redis_cpu, started = server.cpu_seconds(), _redis_cpu(redis_client), time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return {"latencies": latencies, "seconds": time.perf_counter() - started, "errors": errors}
+    return {"latencies": latencies, "seconds": time.perf_counter() - started, "errors": errors,
+            "cpu": server.cpu_seconds() - cpu, "redis_cpu": _redis_cpu(redis_client) - redis_cpu}
+
+
+def _redis_cpu(client: redis.Redis | None) -> float:
+    if client is None:
+        return 0.0
+    info = client.info("cpu")
+    return info["used_cpu_user"] + info["used_cpu_sys"]
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -187,6 +210,8 @@ def summarize(runs: list[dict]) -> dict:
     return {
         "requests": len(latencies), "errors": len(errors), "error_sample": errors[:3],
         "seconds": round(seconds, 2), "rps": round(len(latencies) / seconds, 1),
+        "web_cpu_ms_per_request": round(sum(run["cpu"] for run in runs) / len(latencies) * 1000, 2),
+        "redis_cpu_ms_per_request": round(sum(run["redis_cpu"] for run in runs) / len(latencies) * 1000, 3),
         "rps_by_round": [round(len(run["latencies"]) / run["seconds"], 1) for run in runs],
         "p50_ms": round(percentile(latencies, 50) * 1000, 1), "p99_ms": round(percentile(latencies, 99) * 1000, 1),
     }
@@ -340,19 +365,26 @@ def console_session(app, port: int):
     """A signed-in supervisor's browser session on the running app, or None when there is no console yet."""
     import requests
 
-    try:
-        from bot.console import accounts
-    except ImportError:
-        return None
+    from bot.console import accounts
+    from bot.console.auth import COOKIE
     password = secrets.token_urlsafe(12)
     with app.app_context():
         accounts.add(app.extensions["redis"], "bench", password, supervisor=True)
+    # The console's cookie is Secure (PUBLIC_URL is https) and the bench talks plain http to 127.0.0.1,
+    # so the session carries it by hand.
     session = requests.Session()
-    page = session.get(f"http://127.0.0.1:{port}/console/signin", timeout=5).text
+    base = f"http://127.0.0.1:{port}/console"
+
+    def carry(answer):
+        if COOKIE in answer.cookies:
+            session.headers["Cookie"] = f"{COOKIE}={answer.cookies[COOKIE]}"
+        return answer
+
+    page = carry(session.get(base + "/signin", timeout=5)).text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    answer = session.post(f"http://127.0.0.1:{port}/console/signin", timeout=5,
-                          data={"name": "bench", "password": password, "csrf_token": token.group(1) if token else ""})
-    return session if answer.status_code == 200 and "/console/signin" not in answer.url else None
+    answer = carry(session.post(base + "/signin", timeout=5, allow_redirects=False,
+                                data={"name": "bench", "password": password, "csrf_token": token.group(1) if token else ""}))
+    return session if answer.status_code == 302 and session.get(base + "/queue/live", timeout=5).status_code == 200 else None
 
 
 # -- the run ------------------------------------------------------------------------
@@ -391,17 +423,17 @@ def main(argv=None) -> int:
             base.stop()
             raise
         try:
-            drive(base.port, warmup, args.concurrency)
-            drive(app.port, warmup, args.concurrency)
+            drive(base, warmup, args.concurrency)
+            drive(app, warmup, args.concurrency)
             # Rounds in turn, so that whatever else the machine does falls on both alike.
             base_runs, app_runs, delta, conversations = [], [], {}, 0
             memory_before = client.info("memory")["used_memory"]
             for round_no in range(args.rounds):
                 people = texters(args.texters, seed=100 + round_no)
-                base_runs.append(drive(base.port, people, args.concurrency))
+                base_runs.append(drive(base, people, args.concurrency, client))
                 before = commandstats(client)
                 people = texters(args.texters, seed=200 + round_no)  # new numbers and message ids
-                app_runs.append(drive(app.port, people, args.concurrency))
+                app_runs.append(drive(app, people, args.concurrency, client))
                 for name, calls in commandstats(client).items():
                     delta[name] = delta.get(name, 0) + calls - before.get(name, 0)
                 conversations += len(people)
@@ -421,6 +453,8 @@ def main(argv=None) -> int:
 
             local = create_app({"INSTANCE_PATH": env["HELPLINE_INSTANCE_PATH"]})
             session = console_session(local, app.port)
+            # The load left ~70 emergencies waiting; the queue page shows the first 50, so start from an empty line.
+            client.delete(WAITING_KEY)
             results["emergency_to_console"] = emergency_to_console(app.port, client, local.extensions["vault"], session)
             results["long_conversation"] = long_conversation(app.port)
             waiting_before = client.info("memory")["used_memory"]
@@ -459,6 +493,10 @@ def print_table(r: dict) -> None:
         ("requests/s", h["rps"], b["rps"], f"{h['rps'] / b['rps']:.2f}×"),
         ("p50 latency ms", h["p50_ms"], b["p50_ms"], f"{h['p50_ms'] / b['p50_ms']:.2f}×"),
         ("p99 latency ms", h["p99_ms"], b["p99_ms"], f"{h['p99_ms'] / b['p99_ms']:.2f}×"),
+        ("web CPU ms/request", h["web_cpu_ms_per_request"], b["web_cpu_ms_per_request"],
+         f"{h['web_cpu_ms_per_request'] / b['web_cpu_ms_per_request']:.2f}×"),
+        ("Redis CPU ms/req", h["redis_cpu_ms_per_request"], b["redis_cpu_ms_per_request"],
+         f"{h['redis_cpu_ms_per_request'] / max(b['redis_cpu_ms_per_request'], 1e-6):.2f}×"),
         ("errors", h["errors"], b["errors"], ""),
     ]
     print(f"\n{r['load']['texters']} texters, {h['requests']} messages, {r['load']['concurrency']} at a time; "
