@@ -123,7 +123,10 @@ def scenario(twilio_api, app, redis_client, run_jobs, caplog, capsys):
             "X-Twilio-Signature": sign("http://localhost/sms/status", form)}).status_code == 204
     assert latest_status(redis_client, sid) == "delivered"
     jobs += job_records(queue)
-    return {"app": app, "token": token, "cid": cid, "jobs": jobs, "logs": caplog.text + capsys.readouterr().err}
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200
+    return {"app": app, "client": client, "token": token, "cid": cid, "jobs": jobs,
+            "metrics": metrics.get_data(as_text=True), "logs": caplog.text + capsys.readouterr().err}
 
 
 def job_records(queue) -> list[str]:
@@ -180,6 +183,29 @@ def test_every_personal_record_expires_within_retention(scenario, redis_client):
     names = [n for pattern in PERSONAL for n in redis_client.scan_iter(match=pattern)]
     assert len(names) > 10
     assert {n.decode(): redis_client.ttl(n) for n in names if not 0 < redis_client.ttl(n) <= retention} == {}
+
+
+def test_no_number_or_message_in_metrics(scenario):
+    assert "helpline_" in scenario["metrics"]
+    assert leaks(scenario["metrics"], NUMBER_FORMS + WORDS + (scenario["token"],)) == []
+
+
+def test_after_delete_nothing_stored_mentions_the_texter(scenario, redis_client):
+    """DELETE + confirm: no stored value, even decrypted, still holds the texter's number or words."""
+    app = scenario["app"]
+    texter = Texter(scenario["client"], NUMBER)
+    texter.send("DELETE")
+    texter.send("yes")
+    vault = app.extensions["vault"]
+    opened = []
+    for name, value in redis_contents(redis_client):
+        if value.startswith(b"gAAAAA"):
+            opened.append((name, repr(vault.open(value))))
+    assert opened  # the web chat is still there, encrypted
+    sms_words = ("zanzibar", "quetzal", "marmaduke", "kumquat", "vermilion")
+    assert [(name, leaks(text, NUMBER_FORMS + sms_words)) for name, text in opened
+            if leaks(text, NUMBER_FORMS + sms_words)] == []
+    assert [name for name, value in redis_contents(redis_client) if scenario["cid"] in name] == []
 
 
 def test_no_number_or_message_in_logs(scenario):
