@@ -113,9 +113,13 @@ class _Normaliser:
         self.protected = protected
         self.fuzzy_index: dict[str, set[str]] = {}
         self.vocabulary: frozenset[str] = frozenset()
+        self.stems: tuple[str, ...] = ()
         self.cache: dict[str, str] = {}
 
-    def set_vocabulary(self, words: set[str]) -> None:
+    def set_vocabulary(self, words: set[str], stems: set[str]) -> None:
+        # A word a lexicon stem already matches ("burned" for burn*) must
+        # not be "corrected" into another lexicon word ("turned").
+        self.stems = tuple(sorted(st for st in stems if len(st) >= 3))
         # SymSpell-style index: a word and each one-deletion of it point back
         # to the word, so a token within one edit shares a key with it.
         self.protected = self.protected | words
@@ -135,13 +139,17 @@ class _Normaliser:
             qu = tok.replace("k", "qu")
             if qu in self.vocabulary:
                 return qu
+        if tok.endswith("in") and tok + "g" in self.vocabulary:
+            # Texting drops the g of -ing: "hes hittin me", "chokin".
+            return tok + "g"
         if len(tok) < _FUZZY_MIN:
             return tok
         hit = self.cache.get(tok)
         if hit is None:
             found: set[str] = set()
-            for key in (tok, *_deletions(tok)):
-                found |= self.fuzzy_index.get(key, set())
+            if not tok.startswith(self.stems):
+                for key in (tok, *_deletions(tok)):
+                    found |= self.fuzzy_index.get(key, set())
             # Ambiguous typos are left alone rather than guessed.
             hit = next(iter(found)) if len(found) == 1 else tok
             if len(self.cache) >= _FUZZY_CACHE_MAX:
@@ -262,6 +270,7 @@ class _Compiler:
         self.negators = negators
         self.textisms = textisms
         self.vocabulary: set[str] = set()
+        self.stems: set[str] = set()
         blocked = "|".join(re.escape(t) for t in sorted(negators | {_BREAK}))
         self.gap_token = rf"(?: (?!(?:{blocked}) )[^ ]+)"
 
@@ -289,6 +298,8 @@ class _Compiler:
             return f"(?:{body})", any(p[0] in self.negators for p in phrases)
         stem = alt.endswith("*")
         w = self.word(alt[:-1] if stem else alt, line)
+        if stem:
+            self.stems.add(w)
         return re.escape(w) + ("[a-z0-9]*" if stem else ""), w in self.negators
 
     def element(self, el: str, line: int) -> tuple[str, bool]:
@@ -319,7 +330,10 @@ class _Compiler:
                 parts = [self.alternative(w, line) for w in words]
                 alts.append(" ".join(rx for rx, _ in parts))
                 neg = neg or parts[0][1]
-            rx = "(?:" + "|".join(alts) + ")"
+            # A lone class is already a group; not wrapping it again lets
+            # _anchor index the pattern by the class's words.
+            lone_class = len(alts) == 1 and core.startswith("@") and " " not in core
+            rx = alts[0] if lone_class else "(?:" + "|".join(alts) + ")"
         if negative:
             return f"(?! {rx} )", False
         rx = f" {rx}"
@@ -457,7 +471,7 @@ class Triage:
             raisers=_word_set(path, norm_cfg, "raisers"),
             protected=_word_set(path, norm_cfg, "protect"),
         )
-        normaliser.set_vocabulary(comp.vocabulary)
+        normaliser.set_vocabulary(comp.vocabulary, comp.stems)
         return cls(entries, patterns, normaliser)
 
     def _index_anchors(self) -> None:

@@ -30,7 +30,8 @@ def _rows(name):
 # untuned figures are in the commits that added them); a lexicon change that
 # only helps dev/extra shows up here.
 @pytest.mark.parametrize("name", ["triage_dev.tsv", "triage_extra.tsv",
-                                  "triage_holdout.tsv", "triage_holdout2.tsv"])
+                                  "triage_holdout.tsv", "triage_holdout2.tsv",
+                                  "triage_holdout3.tsv"])
 def test_figures(triage, name):
     rows = _rows(name)
     by = {lv: [triage.assess(r["text"]).level for r in rows if r["level"] == lv] for lv in LEVELS}
@@ -47,7 +48,7 @@ def test_figures(triage, name):
 
 
 @pytest.mark.parametrize("name,size", [("triage_extra.tsv", 80), ("triage_holdout.tsv", 140),
-                                       ("triage_holdout2.tsv", 60)])
+                                       ("triage_holdout2.tsv", 60), ("triage_holdout3.tsv", 120)])
 def test_own_sets_are_big_and_bilingual(name, size):
     rows = _rows(name)
     assert len(rows) >= size
@@ -166,6 +167,22 @@ def test_negation_high(triage, negated, plain):
     "trabajo en la calle vendiendo elotes",
     "they will call the police on the party",
     "my cat sits on top of me when i sleep",
+    # words next to new harm patterns
+    "she burned me a cd",
+    "my little brother bit me lol",
+    "he pushed me to do better",
+    "they shot my friend a text",
+    "i cut myself shaving lol",
+    "my nose is broken from football",   # "noose" would collapse to "nose"
+    "i broke my arm skating",
+    "i want to leave but my mom wont let me",
+    "i cant get out of the house today im sick",
+    "im standing on the bridge waiting for the bus",
+    "me corte el pelo",
+    "me tome una pastilla para el dolor",
+    "me toca trabajar mañana",
+    "la pelicula donde lo van a matar",
+    "i'm going to kill my brother he ate my food lol",
 ])
 def test_false_positives_are_normal(triage, text):
     assert level(triage, text) == "normal"
@@ -194,6 +211,31 @@ def test_false_positives_are_normal(triage, text):
     ("vivimos en el rancho y no nos dejan ir al pueblo", "high"),
     ("tengo que juntar 300 cada noche para el", "high"),
     ("they keep our green cards in the office safe", "high"),
+    # round 3: verb forms and concepts missing before holdout3
+    ("he burned me with a cigarette", "emergency"),
+    ("mi papa me quemo con la plancha", "emergency"),
+    ("he forced me to have sex", "emergency"),
+    ("me estaba ahorcando", "emergency"),
+    ("me quiso ahorcar", "emergency"),
+    ("me encierra en el baño", "emergency"),
+    ("me amarraron", "emergency"),
+    ("ayudenme me quieren llevar a la fuerza", "emergency"),
+    ("i want to leave but he wont let me", "emergency"),
+    ("he said hes going to kill my kids", "emergency"),
+    ("van a matar a mis hijos", "emergency"),
+    ("me tome 30 pastillas", "emergency"),
+    ("i started cutting again", "emergency"),
+    ("im going to jump", "emergency"),
+    ("he broke down the door", "emergency"),
+    ("someone put something in my drink", "emergency"),
+    ("i owe them money and cant leave till i pay it", "high"),
+    ("i want to quit but they wont let me", "high"),
+    ("an older guy buys me stuff if i send him pics and im 16", "high"),
+    ("tengo 14 y un hombre me deja quedarme en su casa si me acuesto con el", "high"),
+    ("they havent paid me in weeks", "high"),
+    ("he puts me on the street", "high"),
+    ("dice que me va a reportar a migracion", "high"),
+    ("my passport is with the boss", "high"),
 ])
 def test_paraphrases(triage, text, expected):
     assert level(triage, text) == expected
@@ -230,6 +272,8 @@ def test_self_harm_flag(triage, text, expected_level, flag):
     (["kiero matarme", "quiero matarme", "qiero matarme"], "emergency"),
     (["I'm trapped", "im traped", "i’m trapped"], "emergency"),
     (["they don't pay me", "they dont pay me", "they don’t pay me", "they dnt pay me"], "high"),
+    (["hes hittin me", "he is hitin me", "hes chokin me", "he is beatin me"], "emergency"),
+    (["i want to kill my self", "i want to kill myself"], "emergency"),
     (["me engañaron con una oferta de trabajo", "me enganaron con una oferta de trabajo"], "high"),
 ])
 def test_spelling_variants(triage, variants, expected):
