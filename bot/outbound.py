@@ -158,6 +158,8 @@ def finish(record: Outbound, status: str, error: str = "") -> None:
     else:
         pipe.hdel(key, "body")  # the transcript holds the text; the record need not
     events.publish(pipe, "outbound", record.conv, outbound=record.id, status=status)
+    if record.status not in ("sent", "delivered", "failed"):  # a send's first end counts, a later "delivered" not
+        current_app.extensions["stats"].count(pipe, "send_failed" if status == "failed" else "out", record.channel)
     pipe.execute()
     record.status, record.error = status, error
 

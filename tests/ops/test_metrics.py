@@ -78,3 +78,24 @@ def test_with_a_token_only_its_bearer_may_read(config):
     answer = client.get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.9"},
                         headers={"Authorization": "Bearer s3cret-token-for-prometheus"})
     assert answer.status_code == 200 and b"helpline_queue_depth" in answer.data
+
+
+@pytest.fixture
+def with_twilio(twilio_api, config):
+    return twilio_api
+
+
+def test_counsellor_messages_sent_and_refused_are_counted_by_channel(with_twilio, app, client, console, run_jobs):
+    ask_for_counsellor(Texter(client))
+    alice = console("alice")
+    conv_id = alice.queue_order()[0]
+    alice.post(f"/console/claim/{conv_id}")
+    bot_replies = value(scrape(client), "helpline_messages_out_total", '{channel="sms"}')
+    alice.post(f"/console/c/{conv_id}/reply", data={"text": "Hi, this is Alice. Are you safe to text?"})
+    run_jobs()
+    with_twilio.fail_next(status=400, code=21211, message="Invalid 'To' Phone Number")
+    alice.post(f"/console/c/{conv_id}/reply", data={"text": "Still there?"})
+    run_jobs()
+    metrics = scrape(client)
+    assert value(metrics, "helpline_send_failures_total", '{channel="sms"}') == 1
+    assert value(metrics, "helpline_messages_out_total", '{channel="sms"}') == bot_replies + 1  # Alice's first
