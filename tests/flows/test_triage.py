@@ -31,7 +31,7 @@ def _rows(name):
 # only helps dev/extra shows up here.
 @pytest.mark.parametrize("name", ["triage_dev.tsv", "triage_extra.tsv",
                                   "triage_holdout.tsv", "triage_holdout2.tsv",
-                                  "triage_holdout3.tsv"])
+                                  "triage_holdout3.tsv", "triage_holdout4.tsv"])
 def test_figures(triage, name):
     rows = _rows(name)
     by = {lv: [triage.assess(r["text"]).level for r in rows if r["level"] == lv] for lv in LEVELS}
@@ -48,7 +48,8 @@ def test_figures(triage, name):
 
 
 @pytest.mark.parametrize("name,size", [("triage_extra.tsv", 80), ("triage_holdout.tsv", 140),
-                                       ("triage_holdout2.tsv", 60), ("triage_holdout3.tsv", 120)])
+                                       ("triage_holdout2.tsv", 60), ("triage_holdout3.tsv", 120),
+                                       ("triage_holdout4.tsv", 60)])
 def test_own_sets_are_big_and_bilingual(name, size):
     rows = _rows(name)
     assert len(rows) >= size
@@ -183,6 +184,10 @@ def test_negation_high(triage, negated, plain):
     "me toca trabajar mañana",
     "la pelicula donde lo van a matar",
     "i'm going to kill my brother he ate my food lol",
+    "they dont give me my check until friday",
+    "no me dan el cheque hasta el viernes",
+    "my mom doesnt give me money",
+    "tengo 15 y mi tio me regalo un cel",
 ])
 def test_false_positives_are_normal(triage, text):
     assert level(triage, text) == "normal"
@@ -236,6 +241,15 @@ def test_false_positives_are_normal(triage, text):
     ("he puts me on the street", "high"),
     ("dice que me va a reportar a migracion", "high"),
     ("my passport is with the boss", "high"),
+    # round 3: concepts missing before holdout4
+    ("they never give us our checks", "high"),
+    ("no nos dan nuestro sueldo", "high"),
+    ("he has me seeing men for money", "high"),
+    ("im 14 and a grown man gives me vapes", "high"),
+    ("tengo 13 y un señor me invita a su casa y me da mota", "high"),
+    ("they offered me a job cleaning and now they make me dance", "high"),
+    ("me ofrecieron chamba de mesera y me obligan a fichar", "high"),
+    ("tengo que pasarle todo mi dinero a mi novio", "high"),
 ])
 def test_paraphrases(triage, text, expected):
     assert level(triage, text) == expected
