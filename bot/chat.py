@@ -22,6 +22,7 @@ from flows.engine import MAX_TEXT, FlowEngine
 from . import ratelimit
 from .engine import Inbound
 from .errors import ConversationBusy, HelplineError, StoreUnavailable
+from . import events
 from .events import conversation_channel
 from .extensions import get_helpline, get_redis, get_store
 from .store import conv_key, entry, transcript_key
@@ -34,8 +35,6 @@ MAX_CLIENT_ID = 64
 # A chat opened and never answered is forgotten after a day; the first message gives it the full retention.
 UNTOUCHED_TTL = 24 * 3600
 # A stream ends after this long and the browser's EventSource reconnects, so no web worker is held forever.
-STREAM_SECONDS = 60
-HEARTBEAT_SECONDS = 15
 # Transcript entries the page learns about over the stream; the bot's answers come with the POST.
 LIVE_SENDERS = ("counsellor", "system")
 # The page's own words; each is chat_<name> in the catalogs.
@@ -181,23 +180,17 @@ def _stream(store, pubsub, cid: str, seen: int):
         yield "retry: 2000\n\n"
         for frame, seen in _live_entries(store, cid, seen):
             yield frame
-        deadline = time.monotonic() + STREAM_SECONDS
-        beat = time.monotonic() + HEARTBEAT_SECONDS
-        while time.monotonic() < deadline:
-            message = pubsub.get_message(timeout=1.0)
-            kind = json.loads(message["data"]).get("kind") if message else None
-            if kind == "reply":
+        for event in events.listen(pubsub):
+            if event is None:
+                yield ": still here\n\n"
+            elif event.get("kind") == "reply":
                 for frame, seen in _live_entries(store, cid, seen):
                     yield frame
-            elif kind == "erased":
+            elif event.get("kind") == "erased":
                 yield "event: ended\ndata: {}\n\n"
                 return
-            if time.monotonic() >= beat:
-                beat = time.monotonic() + HEARTBEAT_SECONDS
-                yield ": still here\n\n"
-    except (redis.RedisError, OSError, ValueError):
-        # ValueError and OSError: redis-py's raw socket errors when the client is closed under a
-        # stream (the app shutting down). Either way the page's EventSource reconnects.
+    except redis.RedisError:
+        # Redis went away, or the app is shutting down under the stream: the page's EventSource reconnects.
         log.warning("a chat stream lost Redis; the page reconnects")
     finally:
         pubsub.close()

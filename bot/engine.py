@@ -10,6 +10,8 @@ from flows.conversation import RISK_ORDER, Conversation
 from flows.engine import FlowEngine, Step
 
 from . import events
+from .errors import Throttled
+from .ratelimit import SenderLimit, allow
 from .store import ConversationStore, Session, entry
 from .waiting import WaitingQueue
 
@@ -53,14 +55,21 @@ class Helpline:
     def conversation_id(self, channel: str, address: str) -> str:
         return self.store.vault.conversation_id(channel, address)
 
-    def handle(self, inbound: Inbound) -> Outcome:
-        """Apply one message; a message id seen before gets the same replies and changes nothing."""
+    def handle(self, inbound: Inbound, limit: SenderLimit | None = None) -> Outcome:
+        """Apply one message; a message id seen before gets the same replies and changes nothing.
+
+        With `limit`, a sender past it gets Throttled instead (a retry of an answered message still
+        gets its answer, and an emergency is still handled within its own allowance).
+        """
         cid = self.conversation_id(inbound.channel, inbound.address)
-        session = self.store.begin(cid, inbound.message_id)
+        session = self.store.begin(cid, inbound.message_id, count=limit.counter() if limit else None)
         if session.previous is not None:
             self.store.release(session)
             return Outcome(cid, list(session.previous.get("replies", [])), duplicate=True,
                            level=session.previous.get("level", "normal"))
+        if limit and session.count > limit.limit and not self._emergency_allowed(inbound, limit):
+            self.store.release(session)
+            raise Throttled("sender past the rate limit")
         try:
             now = self.clock()
             conv = session.conv or Conversation(id=cid, channel=inbound.channel, address=inbound.address)
@@ -83,6 +92,11 @@ class Helpline:
             self.store.release(session)
             raise
         return outcome
+
+    def _emergency_allowed(self, inbound: Inbound, limit: SenderLimit) -> bool:
+        if self.flows.triage is None or self.flows.triage.assess(inbound.text).level != "emergency":
+            return False
+        return allow(self.store.redis, "sms-emergency", limit.key, limit.emergency_limit, limit.window)
 
     # -- effects ------------------------------------------------------------------
 

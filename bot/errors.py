@@ -17,6 +17,10 @@ class ConversationBusy(HelplineError):
     """Another process held the conversation lock for longer than we can wait."""
 
 
+class Throttled(HelplineError):
+    """A sender passed their rate limit; the message was not processed."""
+
+
 class BadInbound(HelplineError):
     """An inbound request lacks a field the channel cannot do without."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import time
 
+import redis
+
 CONSOLE = "ev:console"
 
 
@@ -11,8 +13,40 @@ def conversation_channel(conv_id: str) -> str:
     return f"ev:c:{conv_id}"
 
 
+# Events that change nothing on the console's queue page: only whoever watches the conversation hears them.
+CONVERSATION_ONLY = frozenset({"message", "reply", "outbound", "note"})
+# A live stream ends after this long and the browser's EventSource reconnects, so no web thread is
+# held for ever; a comment line keeps proxies from closing a quiet stream.
+STREAM_SECONDS = 60
+HEARTBEAT_SECONDS = 15
+
+
 def publish(pipe, kind: str, conv_id: str, **data) -> None:
-    """Tell the console (and anyone watching this conversation) that something happened."""
+    """Tell anyone watching this conversation (and the console's queue, where it matters) what happened."""
     message = json.dumps({"kind": kind, "conv": conv_id, "at": time.time(), **data})
-    pipe.publish(CONSOLE, message)
+    if kind not in CONVERSATION_ONLY:
+        pipe.publish(CONSOLE, message)
     pipe.publish(conversation_channel(conv_id), message)
+
+
+def listen(pubsub, seconds: float = STREAM_SECONDS, heartbeat: float = HEARTBEAT_SECONDS):
+    """Each event on the subscribed channels as a dict, and None every `heartbeat` seconds; for `seconds`.
+
+    Closes the subscription when done (or when the consumer stops early). A connection closed under
+    the stream (the app shutting down) comes out as redis.ConnectionError, whatever redis-py raised.
+    """
+    deadline = time.monotonic() + seconds
+    beat = time.monotonic() + heartbeat
+    try:
+        while time.monotonic() < deadline:
+            try:
+                message = pubsub.get_message(timeout=1.0)
+            except (ValueError, OSError, TypeError) as exc:
+                raise redis.ConnectionError("the event stream lost its connection") from exc
+            if message:
+                yield json.loads(message["data"])
+            if time.monotonic() >= beat:
+                beat = time.monotonic() + heartbeat
+                yield None
+    finally:
+        pubsub.close()

@@ -2,8 +2,31 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import redis
+
+
+def counter_name(bucket: str, key: str, window: int) -> str:
+    """The Redis key counting `key`'s hits in the current window."""
+    return f"rl:{bucket}:{key}:{int(time.time() // window)}"
+
+
+@dataclass(frozen=True)
+class SenderLimit:
+    """A texter's allowance per window, counted in the same round trip that loads their conversation.
+
+    Past it a message is not processed, except one that triage reads as an emergency, within an
+    allowance of its own (`emergency_limit`).
+    """
+
+    key: str  # a keyed hash of the sender (Vault.digest), never the address
+    limit: int
+    window: int
+    emergency_limit: int
+
+    def counter(self) -> tuple[str, int]:
+        return counter_name("sms", self.key, self.window), self.window + 1
 
 
 def allow(client: redis.Redis, bucket: str, key: str, limit: int, window: int) -> bool:
@@ -11,8 +34,7 @@ def allow(client: redis.Redis, bucket: str, key: str, limit: int, window: int) -
 
     `key` must already be a hash (Vault.digest) or another non-identifying value.
     """
-    slot = int(time.time() // window)
-    name = f"rl:{bucket}:{key}:{slot}"
+    name = counter_name(bucket, key, window)
     pipe = client.pipeline(transaction=False)
     pipe.incr(name)
     pipe.expire(name, window + 1)

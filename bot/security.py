@@ -1,10 +1,7 @@
-"""Web safeguards: security headers, cookie flags, a per-texter limit on /sms, and a log redactor.
+"""Web safeguards: security headers, cookie flags and a log redactor.
 
-The rate limit on /sms counts per sender (a keyed hash of `From`), never per IP: every
-request comes from Twilio's addresses. Past the limit a message is not processed and gets an
-empty TwiML answer (no reply lands on a phone someone else may be watching, no carrier cost),
-except a message that triage reads as an emergency: that one is still handled in full (stored,
-queued at emergency priority, the supervisor alerted) within a small allowance of its own.
+(The per-texter limit on /sms is counted where the conversation is loaded, in the same round
+trip: see bot.ratelimit.SenderLimit and bot.sms.)
 """
 from __future__ import annotations
 
@@ -12,14 +9,9 @@ import logging
 import re
 from urllib.parse import urlsplit
 
-import redis
 from flask import Flask, current_app, request
 
 from .errors import ConfigurationError
-from .extensions import flow_engine, get_redis
-from .ratelimit import allow
-from .sms import signature_valid, twiml
-from .store import dedupe_key
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +33,6 @@ def init_app(app: Flask) -> None:
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.extensions["embed_origins"] = embed_origins(cfg.get("CHAT_EMBED_ORIGINS") or "")
     app.extensions["hsts"] = https
-    app.before_request(limit_sms)
     app.after_request(add_headers)
     install_log_redaction()
 
@@ -74,31 +65,6 @@ def add_headers(response):
         # A shared or watched computer must not keep a conversation in its cache.
         headers["Cache-Control"] = "no-store"
     return response
-
-
-def limit_sms():
-    """Before /sms: past the sender's limit, answer without processing (emergencies excepted)."""
-    if request.endpoint != "sms.inbound":
-        return None
-    sid = request.form.get("MessageSid") or request.form.get("SmsSid")
-    if not (sid and request.form.get("From") and signature_valid()):
-        return None  # the view refuses it; unsigned requests never count against a texter
-    cfg = current_app.config
-    sender = current_app.extensions["vault"].digest(request.form["From"])
-    text = request.form.get("Body", "")
-    client = get_redis()
-    try:
-        if allow(client, "sms", sender, cfg["SMS_RATE_LIMIT"], cfg["SMS_RATE_WINDOW"]):
-            return None
-        if client.exists(dedupe_key(sid)):
-            return None  # a retry of a message already answered gets that same answer
-        emergency = flow_engine(cfg["HELPLINE_NAME"]).triage.assess(text).level == "emergency"
-        if emergency and allow(client, "sms-emergency", sender, cfg["SMS_EMERGENCY_LIMIT"], cfg["SMS_RATE_WINDOW"]):
-            return None
-    except redis.RedisError:
-        return None  # the view answers with the static safety reply
-    log.warning("a sender passed the /sms rate limit; message not processed")
-    return twiml([])
 
 
 def redact(text: str) -> str:

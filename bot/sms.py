@@ -5,7 +5,7 @@ import logging
 from functools import wraps
 
 import redis
-from flask import Blueprint, Response, abort, current_app, g, request
+from flask import Blueprint, Response, abort, current_app, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -14,7 +14,8 @@ from flows.spec import normalize
 
 from .delivery import record_status
 from .engine import Inbound
-from .errors import ConversationBusy, StoreUnavailable
+from .errors import ConversationBusy, StoreUnavailable, Throttled
+from .ratelimit import SenderLimit
 from .extensions import flow_engine, get_helpline, get_redis
 
 bp = Blueprint("sms", __name__)
@@ -33,13 +34,9 @@ def signed_url() -> str:
 
 def signature_valid() -> bool:
     """Does X-Twilio-Signature match this request's URL and every form parameter?"""
-    # Checked once per request: the rate limit asks before the view does, and HMAC over the form is not free.
-    if "twilio_signature_valid" not in g:
-        token = current_app.config.get("TWILIO_AUTH_TOKEN")
-        signature = request.headers.get("X-Twilio-Signature", "")
-        g.twilio_signature_valid = bool(
-            token and signature and RequestValidator(token).validate(signed_url(), request.form, signature))
-    return g.twilio_signature_valid
+    token = current_app.config.get("TWILIO_AUTH_TOKEN")
+    signature = request.headers.get("X-Twilio-Signature", "")
+    return bool(token and signature and RequestValidator(token).validate(signed_url(), request.form, signature))
 
 
 def twilio_signed(view):
@@ -68,9 +65,17 @@ def inbound():
         media = 0
     channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
     message = Inbound(channel, sender, form.get("Body", ""), message_id=sid, media=media)
+    cfg = current_app.config
+    # Keyed on a hash of the sender, never on IP: every request comes from Twilio's addresses.
+    limit = SenderLimit(current_app.extensions["vault"].digest(sender), cfg["SMS_RATE_LIMIT"],
+                        cfg["SMS_RATE_WINDOW"], cfg["SMS_EMERGENCY_LIMIT"])
     try:
-        outcome = get_helpline().handle(message)
+        outcome = get_helpline().handle(message, limit)
         replies = outcome.replies
+    except Throttled:
+        # Empty TwiML: nothing lands on a phone someone may be watching, and a flood costs nothing.
+        log.warning("a sender passed the /sms rate limit; message not processed")
+        replies = []
     except (StoreUnavailable, ConversationBusy) as exc:
         # Never silence: a frightened texter still gets 911, 988 and the national line.
         log.error("answered with the static safety reply: %s", type(exc).__name__)

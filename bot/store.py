@@ -53,6 +53,7 @@ class Session:
     conv: Conversation | None
     previous: dict | None  # the stored outcome of this message id, when it was handled before
     entries: list[dict] = field(default_factory=list)
+    count: int = 0  # the sender's hits in the current rate-limit window, when begin() was asked to count
 
 
 class ConversationStore:
@@ -66,14 +67,21 @@ class ConversationStore:
 
     # -- the hot path: one round trip to lock and load, one to save and unlock ----
 
-    def begin(self, conv_id: str, message_id: str | None = None) -> Session:
-        """Take the conversation's lock and load it (and any earlier outcome of message_id)."""
+    def begin(self, conv_id: str, message_id: str | None = None, count: tuple[str, int] | None = None) -> Session:
+        """Take the conversation's lock and load it (and any earlier outcome of message_id).
+
+        `count=(name, ttl)` also counts one hit on a rate-limit counter in the same round trip.
+        """
         token = secrets.token_hex(8)
         deadline = time.monotonic() + self.lock_wait
         delay = 0.005
+        hits = 0
         while True:
             try:
                 pipe = self.redis.pipeline(transaction=False)
+                if count is not None:
+                    pipe.incr(count[0])
+                    pipe.expire(count[0], count[1])
                 pipe.set(lock_key(conv_id), token, nx=True, px=LOCK_TTL_MS)
                 pipe.get(conv_key(conv_id))
                 if message_id:
@@ -81,10 +89,13 @@ class ConversationStore:
                 got = pipe.execute()
             except redis.RedisError as exc:
                 raise StoreUnavailable("could not reach Redis") from exc
+            if count is not None:
+                hits, count = int(got[0]), None  # one hit per message, however long the lock takes
+                got = got[2:]
             if got[0]:
                 conv = Conversation.from_doc(self.vault.open(got[1])) if got[1] else None
                 previous = self.vault.open(got[2]) if message_id and got[2] else None
-                return Session(conv_id, token, conv, previous)
+                return Session(conv_id, token, conv, previous, count=hits)
             if time.monotonic() > deadline:
                 raise ConversationBusy("conversation lock not released in time")
             time.sleep(delay)

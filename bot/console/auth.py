@@ -79,7 +79,9 @@ def _load_session() -> Counsellor | None:
     if counsellor is None:
         client.delete(key)
         return None
-    if request.headers.get(POLL_HEADER) != "1" or request.headers.get(ACTIVE_HEADER) == "1":
+    # A page's own polls and its live stream are not the counsellor doing something.
+    passive = request.headers.get(POLL_HEADER) == "1" or request.endpoint == "console.live_events"
+    if not passive or request.headers.get(ACTIVE_HEADER) == "1":
         pipe = client.pipeline(transaction=True)
         pipe.hset(key, "seen", f"{now:.3f}")
         pipe.expire(key, idle_seconds())

@@ -1,9 +1,14 @@
-// The console's few behaviours: live regions that poll, canned text into the reply box.
+// The console's few behaviours: live regions (server events, polling as the fallback), canned text.
 // No inline script anywhere: a Content-Security-Policy without 'unsafe-inline' holds.
 (function () {
   "use strict";
   var POLL_MS = 1500;
   var active = false; // did the counsellor do anything since the last poll? (keeps the session alive)
+  // Once a form is sent the page is on its way out: a refresh now would undo the navigation.
+  var leaving = false;
+  document.addEventListener("submit", function (event) {
+    window.setTimeout(function () { leaving = !event.defaultPrevented; }, 0);
+  }, true);
 
   ["keydown", "mousedown", "scroll", "touchstart"].forEach(function (name) {
     document.addEventListener(name, function () { active = true; }, { passive: true, capture: true });
@@ -23,10 +28,17 @@
     if (why) { why.hidden = allowed; why.textContent = line.getAttribute("data-why-not"); }
   }
 
+  // Refresh a live region: at once when the server's event stream says something changed, and
+  // every POLL_MS anyway (the fallback when the stream is down, and how idle sessions are noticed).
   function poll(region) {
     var url = region.getAttribute("data-poll");
     var last = region.innerHTML;
+    var timer = null, busy = false, again = false;
     function tick() {
+      window.clearTimeout(timer);
+      if (leaving) { return; }
+      if (busy) { again = true; return; }
+      busy = true;
       var headers = { "X-Console-Poll": "1" };
       if (active) { headers["X-Console-Active"] = "1"; active = false; }
       fetch(url, { headers: headers, credentials: "same-origin", cache: "no-store" })
@@ -47,9 +59,18 @@
           }
         })
         .catch(function () { /* offline for a moment: the next tick tries again */ })
-        .then(function () { window.setTimeout(tick, POLL_MS); });
+        .then(function () {
+          busy = false;
+          if (again) { again = false; tick(); } else { timer = window.setTimeout(tick, POLL_MS); }
+        });
     }
-    window.setTimeout(tick, POLL_MS);
+    timer = window.setTimeout(tick, POLL_MS);
+    var events = region.getAttribute("data-events");
+    if (events && window.EventSource) {
+      var stream = new EventSource(events);
+      stream.addEventListener("change", tick);
+      window.addEventListener("pagehide", function () { stream.close(); });
+    }
   }
 
   function insertSnippet(text) {
