@@ -10,6 +10,7 @@ import re
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, request
+from flask.sessions import SessionInterface
 
 from .errors import ConfigurationError
 
@@ -34,7 +35,19 @@ def init_app(app: Flask) -> None:
     app.extensions["embed_origins"] = embed_origins(cfg.get("CHAT_EMBED_ORIGINS") or "")
     app.extensions["hsts"] = https
     app.after_request(add_headers)
+    app.session_interface = NoCookieSession()
     install_log_redaction()
+
+
+class NoCookieSession(SessionInterface):
+    """Flask's signed-cookie session is never used (the console keeps its sessions in Redis), so no
+    request pays for opening one, and no cookie can ever carry a conversation."""
+
+    def open_session(self, app, request):
+        return None  # Flask then uses a null session, which refuses to be written to
+
+    def save_session(self, app, session, response):
+        return None
 
 
 def embed_origins(value: str) -> tuple[str, ...]:

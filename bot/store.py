@@ -18,6 +18,7 @@ from .crypto import Vault
 from .errors import ConversationBusy, StoreUnavailable
 
 TRANSCRIPT_MAX = 1000  # entries kept per conversation; older ones fall off
+TRIM_EVERY = 25  # messages between trims: the list may pass TRANSCRIPT_MAX by a few entries meanwhile
 DEDUPE_TTL = 24 * 3600  # Twilio retries within minutes; a day is ample
 LOCK_TTL_MS = 10_000
 
@@ -112,7 +113,8 @@ class ConversationStore:
                 pipe.set(conv_key(cid), self.vault.seal(conv.to_doc()), ex=self.ttl)
                 if session.entries:
                     pipe.rpush(transcript_key(cid), *[self.vault.seal(e) for e in session.entries])
-                    pipe.ltrim(transcript_key(cid), -TRANSCRIPT_MAX, -1)
+                    if conv.messages % TRIM_EVERY == 0:
+                        pipe.ltrim(transcript_key(cid), -TRANSCRIPT_MAX, -1)
                     pipe.expire(transcript_key(cid), self.ttl)
             if message_id and outcome is not None:
                 pipe.set(dedupe_key(message_id), self.vault.seal(outcome), ex=DEDUPE_TTL)
