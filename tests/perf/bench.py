@@ -1,6 +1,6 @@
 """`make bench`: the help line under gunicorn, measured against a bare baseline on the same machine.
 
-Both apps run under the same gunicorn settings (2 sync workers, 1 thread each) against one real
+Both apps run under the same gunicorn settings as the Procfile (2 threaded workers) against one real
 Redis server (bot.redis_server.EmbeddedRedis, a unix socket in a temp folder), and get the same
 signed Twilio webhooks from the same simulated texters. The load generator is plain threads on
 raw sockets sending requests signed before the clock starts, so it takes little of the two cores.
@@ -244,7 +244,8 @@ def round_trips(env: dict, people: list[Texter]) -> dict:
         next(writes)
         return original(self, command, check_health)
 
-    app = create_app({"INSTANCE_PATH": env["HELPLINE_INSTANCE_PATH"], "TESTING": True})
+    # This process's own app logs only warnings: its request lines would bury the table.
+    app = create_app({"INSTANCE_PATH": env["HELPLINE_INSTANCE_PATH"], "TESTING": True, "LOG_LEVEL": "WARNING"})
     client = app.test_client()
 
     def send(person: Texter) -> list[int]:
@@ -451,7 +452,7 @@ def main(argv=None) -> int:
 
             from bot import create_app
 
-            local = create_app({"INSTANCE_PATH": env["HELPLINE_INSTANCE_PATH"]})
+            local = create_app({"INSTANCE_PATH": env["HELPLINE_INSTANCE_PATH"], "LOG_LEVEL": "WARNING"})
             session = console_session(local, app.port)
             # The load left ~70 emergencies waiting; the queue page shows the first 50, so start from an empty line.
             client.delete(WAITING_KEY)
