@@ -28,7 +28,13 @@ CONFIRM_WORDS = frozenset({"yes", "y", "si", "sí", "1", "delete", "borrar", "ok
 SPANISH_HINTS = frozenset(
     "hola buenas buenos buen dias días tardes noches necesito ayuda ayudame ayúdame quiero tengo estoy "
     "por favor informacion información gracias quien quién donde dónde como cómo puedo hablar alguien "
-    "mi me soy trabajo miedo auxilio socorro español espanol menú borrar".split()
+    "mi soy trabajo miedo auxilio socorro español espanol menú borrar que qué de el la los las en un una "
+    "es está esta con para tu ya tiene hay pero porque mucho".split()
+)
+# Words that say a message is English; "me" is in neither list (it is both).
+ENGLISH_HINTS = frozenset(
+    "i im i'm you he she they is are am the my hi hello hey help need please what how can want to it "
+    "this and of with not don't dont".split()
 )
 # Catalog keys the engine itself says; `flows check` makes sure every language has them.
 ENGINE_KEYS = (
@@ -391,7 +397,7 @@ def clean(text: str) -> str:
 
 def _looks_spanish(word: str) -> bool:
     tokens = set(word.replace(",", " ").replace("¿", " ").replace("¡", " ").split())
-    return bool(tokens & SPANISH_HINTS) and not tokens & {"hi", "hello", "hey", "help", "need", "i"}
+    return len(tokens & SPANISH_HINTS) > len(tokens & ENGLISH_HINTS)
 
 
 def _pick(state: State, word: str):

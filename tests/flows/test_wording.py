@@ -1,4 +1,4 @@
-"""A message can be worded per channel: the web chat has no phone number to text."""
+"""Which words a texter gets: the web chat has no phone number to text, and a first message sets the language."""
 from __future__ import annotations
 
 import pytest
@@ -30,3 +30,20 @@ def test_every_channel_wording_exists_in_every_language():
     assert variants  # the web chat has its own wordings
     for lang in catalog.texts:
         assert variants <= catalog.texts[lang].keys()
+
+
+@pytest.mark.parametrize("first, lang", [
+    ("he is going to kill me", "en"),
+    ("help me please", "en"),
+    ("hi", "en"),
+    ("me quiero matar", "es"),
+    ("tiene un cuchillo", "es"),
+    ("hola", "es"),
+    ("necesito ayuda", "es"),
+    ("me está pegando ayúdenme", "es"),
+])
+def test_a_first_message_is_answered_in_its_language(first, lang):
+    engine = flow_engine("Kern Support Line")
+    conv = Conversation(id="f", channel="sms", address="+16615550100")
+    engine.step(conv, first, 0)
+    assert conv.lang == lang
