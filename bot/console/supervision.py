@@ -7,13 +7,14 @@ from datetime import datetime, timezone
 
 from flask import Response, render_template, request
 
-from .. import audit
+from .. import audit, outbound
 from ..extensions import get_redis, get_waiting
 from . import accounts, bp, handoff
 from .auth import current_counsellor, supervisor_required
 from .waiting_list import MAX_PAGE
 
 AUDIT_ROWS = 500
+FAILED_ROWS = 50
 CSV_ROWS = 100_000
 
 
@@ -23,7 +24,7 @@ def overview():
     client = get_redis()
     return render_template("console/all.html", waiting=handoff.waiting_rows(MAX_PAGE), depth=get_waiting().depth(),
                            active=handoff.active_rows(), online=accounts.online(client),
-                           counsellors=accounts.everyone(client))
+                           counsellors=accounts.everyone(client), failed=outbound.failed(FAILED_ROWS), when=_when)
 
 
 def _conv_filter() -> str | None:

@@ -189,3 +189,21 @@ def test_a_web_chat_reply_needs_no_twilio_and_is_delivered(sending, app, run_job
     pubsub.close()
     assert [e["kind"] for e in events] == ["reply", "outbound"] and events[1]["status"] == "delivered"
     assert all(set(e) <= {"kind", "conv", "at", "outbound", "status"} for e in events), "ids, never content"
+
+
+def test_supervisors_see_replies_that_could_not_be_sent(sending, app, queued_texter, run_jobs):
+    from bot.console import accounts
+    from tests.console.conftest import PASSWORD, Console
+
+    _, conv_id = queued_texter()
+    sending.fail_next(status=500, times=4)
+    reply(app, conv_id, "Are you still there?")
+    run_jobs()
+    with app.app_context():
+        accounts.add(app.extensions["redis"], "sam", PASSWORD, True)
+    sam = Console(app, "sam")
+    assert sam.sign_in().status_code == 302
+    page = sam.get("/console/all").get_data(as_text=True)
+    assert "Replies that could not be sent" in page and f"/console/c/{conv_id}" in page
+    assert "gave up after 4 attempts" in page
+    assert "Are you still there?" not in page  # what was written stays in the conversation
