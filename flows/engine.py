@@ -344,7 +344,7 @@ class FlowEngine:
         matches = [m for m in matches if m.miles is None or m.miles <= MAX_MILES]
         for m in matches:
             r = m.resource
-            parts = [r.name]
+            parts = [r.name_for(lang)]
             if r.phone:
                 parts.append(r.phone)
             if r.text:

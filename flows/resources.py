@@ -91,10 +91,6 @@ class Resource:
     # Per-language names, only when the YAML gives name as {en: ..., es: ...}.
     names: tuple[tuple[str, str], ...] = ()
 
-    @property
-    def is_national(self) -> bool:
-        return self.scope == "national"
-
     def name_for(self, lang: str) -> str:
         """The name printed for ``lang`` when the source gives one, else ``name``."""
         return dict(self.names).get(lang, self.name)
