@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 import time
 from dataclasses import dataclass, field
 
@@ -12,10 +11,8 @@ from flows.engine import FlowEngine, Step
 from . import events
 from .errors import Throttled
 from .ratelimit import SenderLimit, allow
-from .store import ConversationStore, Session, entry
+from .store import ConversationStore, entry
 from .waiting import WaitingQueue
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -86,7 +83,7 @@ class Helpline:
                 None if erase else conv,
                 outcome={"replies": step.replies, "level": step.level},
                 message_id=inbound.message_id,
-                also=lambda pipe: self._carry_out(pipe, session, conv, step, now, inbound.channel, before),
+                also=lambda pipe: self._carry_out(pipe, conv, step, now, inbound.channel, before),
             )
         except BaseException:
             self.store.release(session)
@@ -117,18 +114,17 @@ class Helpline:
                 conv.slots["kind"] = "tip"
                 conv.slots.setdefault("queued_at", now)
 
-    def _carry_out(self, pipe, session: Session, conv: Conversation, step: Step, now: float,
-                   channel: str, before: tuple) -> None:
+    def _carry_out(self, pipe, conv: Conversation, step: Step, now: float, channel: str, before: tuple) -> None:
         """Effects on the rest of the store and the workers, inside the same transaction as the save."""
         cid = conv.id
         if self.stats is not None:
             self.stats.message(pipe, channel, before, conv, step, now, handoff_priority(conv, conv.slots.get("reason")))
         for effect in step.effects:
             if effect.name in ("request_handoff", "record_tip"):
+                priority = handoff_priority(conv, effect.params.get("reason"))
                 if conv.handoff != "active":
-                    self.waiting.add(pipe, cid, handoff_priority(conv, effect.params.get("reason")),
-                                     conv.slots["queued_at"])
-                events.publish(pipe, "queued", cid, priority=handoff_priority(conv, effect.params.get("reason")))
+                    self.waiting.add(pipe, cid, priority, conv.slots["queued_at"])
+                events.publish(pipe, "queued", cid, priority=priority)
                 self._enqueue(pipe, "workers.alerts.notify_counsellors", cid)
             elif effect.name == "emergency_alert":
                 self._enqueue(pipe, "workers.alerts.emergency_alert", cid)
