@@ -31,7 +31,8 @@ def _rows(name):
 # only helps dev/extra shows up here.
 @pytest.mark.parametrize("name", ["triage_dev.tsv", "triage_extra.tsv",
                                   "triage_holdout.tsv", "triage_holdout2.tsv",
-                                  "triage_holdout3.tsv", "triage_holdout4.tsv"])
+                                  "triage_holdout3.tsv", "triage_holdout4.tsv",
+                                  "triage_holdout5.tsv"])
 def test_figures(triage, name):
     rows = _rows(name)
     by = {lv: [triage.assess(r["text"]).level for r in rows if r["level"] == lv] for lv in LEVELS}
@@ -49,7 +50,7 @@ def test_figures(triage, name):
 
 @pytest.mark.parametrize("name,size", [("triage_extra.tsv", 80), ("triage_holdout.tsv", 140),
                                        ("triage_holdout2.tsv", 60), ("triage_holdout3.tsv", 120),
-                                       ("triage_holdout4.tsv", 60)])
+                                       ("triage_holdout4.tsv", 60), ("triage_holdout5.tsv", 110)])
 def test_own_sets_are_big_and_bilingual(name, size):
     rows = _rows(name)
     assert len(rows) >= size
@@ -188,6 +189,10 @@ def test_negation_high(triage, negated, plain):
     "no me dan el cheque hasta el viernes",
     "my mom doesnt give me money",
     "tengo 15 y mi tio me regalo un cel",
+    # parents' house rules and ordinary pay talk next to the round-4 patterns
+    "mi mama me quito el cel",
+    "my mom drives me everywhere",
+    "mi jefe me descuenta el seguro",
 ])
 def test_false_positives_are_normal(triage, text):
     assert level(triage, text) == "normal"
@@ -250,6 +255,21 @@ def test_false_positives_are_normal(triage, text):
     ("they offered me a job cleaning and now they make me dance", "high"),
     ("me ofrecieron chamba de mesera y me obligan a fichar", "high"),
     ("tengo que pasarle todo mi dinero a mi novio", "high"),
+    # round 4: concepts missing before holdout5
+    ("he only gives us food no money", "high"),
+    ("nos pagan con comida", "high"),
+    ("el patron no me ha pagado en 3 meses", "high"),
+    ("the crew boss holds our checks", "high"),
+    ("she said she will post my videos if i stop", "high"),
+    ("dice que va a subir mis fotos si no le mando mas", "high"),
+    ("they know where my kids live", "high"),
+    ("si me quejo me manda a la migra", "high"),
+    ("el jefe tiene mi telefono y mi pasaporte", "high"),
+    ("no tengo mis papeles los tiene el patron", "high"),
+    ("nos hacen dormir en la bodega", "high"),
+    ("si no llego a la cuota no me dan de comer", "high"),
+    ("el patron nos quito los celulares", "high"),
+    ("my stepdad took my phone and wont let me talk to anyone", "high"),
 ])
 def test_paraphrases(triage, text, expected):
     assert level(triage, text) == expected
