@@ -32,21 +32,18 @@ def publish(pipe, kind: str, conv_id: str, **data) -> None:
 def listen(pubsub, seconds: float = STREAM_SECONDS, heartbeat: float = HEARTBEAT_SECONDS):
     """Each event on the subscribed channels as a dict, and None every `heartbeat` seconds; for `seconds`.
 
-    Closes the subscription when done (or when the consumer stops early). A connection closed under
-    the stream (the app shutting down) comes out as redis.ConnectionError, whatever redis-py raised.
+    The caller owns (and closes) the subscription. A connection closed under the stream (the app
+    shutting down) comes out as redis.ConnectionError, whatever redis-py raised.
     """
     deadline = time.monotonic() + seconds
     beat = time.monotonic() + heartbeat
-    try:
-        while time.monotonic() < deadline:
-            try:
-                message = pubsub.get_message(timeout=1.0)
-            except (ValueError, OSError, TypeError) as exc:
-                raise redis.ConnectionError("the event stream lost its connection") from exc
-            if message:
-                yield json.loads(message["data"])
-            if time.monotonic() >= beat:
-                beat = time.monotonic() + heartbeat
-                yield None
-    finally:
-        pubsub.close()
+    while time.monotonic() < deadline:
+        try:
+            message = pubsub.get_message(timeout=1.0)
+        except (ValueError, OSError, TypeError) as exc:
+            raise redis.ConnectionError("the event stream lost its connection") from exc
+        if message:
+            yield json.loads(message["data"])
+        if time.monotonic() >= beat:
+            beat = time.monotonic() + heartbeat
+            yield None

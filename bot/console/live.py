@@ -39,3 +39,5 @@ def _stream(pubsub):
             yield ": still here\n\n" if event is None else f"event: change\ndata: {event.get('kind', '')}\n\n"
     except redis.RedisError:
         log.warning("a console stream lost Redis; the page reconnects and keeps polling")
+    finally:
+        pubsub.close()
