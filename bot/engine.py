@@ -40,6 +40,10 @@ class Outcome:
         return "\n\n".join(self.replies)
 
 
+# The flow's effects that write outside the conversation (the rest change it: see _prepare).
+_STORE_EFFECTS = frozenset({"request_handoff", "record_tip", "emergency_alert", "erase", "opt_out", "opt_in"})
+
+
 class Helpline:
     """The channel-agnostic engine every channel calls."""
 
@@ -83,7 +87,10 @@ class Helpline:
                 None if erase else conv,
                 outcome={"replies": step.replies, "level": step.level},
                 message_id=inbound.message_id,
-                also=lambda pipe: self._carry_out(pipe, conv, step, now, inbound.channel, before),
+                also=self._carry_out(conv, step, now, before),
+                events=[] if erase else events.messages("message", cid),
+                counters=self.stats.message(inbound.channel, before, conv, step, now, self._priority(conv))
+                if self.stats is not None else (),
             )
         except BaseException:
             self.store.release(session)
@@ -114,26 +121,36 @@ class Helpline:
                 conv.slots["kind"] = "tip"
                 conv.slots.setdefault("queued_at", now)
 
-    def _carry_out(self, pipe, conv: Conversation, step: Step, now: float, channel: str, before: tuple) -> None:
-        """Effects on the rest of the store and the workers, inside the same transaction as the save."""
+    def _carry_out(self, conv: Conversation, step: Step, now: float, before: tuple):
+        """Effects on the rest of the store and the workers, as `also(pipe)` for the save's
+        transaction; None when there are none (most messages), which saves in one command."""
+        effects = [e for e in step.effects if e.name in _STORE_EFFECTS]
+        if not effects:
+            return None
         cid = conv.id
-        if self.stats is not None:
-            self.stats.message(pipe, channel, before, conv, step, now, handoff_priority(conv, conv.slots.get("reason")))
-        for effect in step.effects:
-            if effect.name in ("request_handoff", "record_tip"):
-                priority = handoff_priority(conv, effect.params.get("reason"))
-                if conv.handoff != "active":
-                    self.waiting.add(pipe, cid, priority, conv.slots["queued_at"])
-                events.publish(pipe, "queued", cid, priority=priority)
-                self._enqueue(pipe, "workers.alerts.notify_counsellors", cid)
-            elif effect.name == "emergency_alert":
-                self._enqueue(pipe, "workers.alerts.emergency_alert", cid)
-            elif effect.name == "erase":
-                self._erase(pipe, cid)
-            elif effect.name in ("opt_out", "opt_in"):
-                events.publish(pipe, effect.name, cid)
-        if step.effect("erase") is None:
-            events.publish(pipe, "message", cid)
+
+        def carry_out(pipe) -> None:
+            if self.stats is not None and handed_off(before, conv, step):
+                self.stats.queued(pipe, cid, conv.slots.get("queued_at", now))
+            for effect in effects:
+                if effect.name in ("request_handoff", "record_tip"):
+                    priority = handoff_priority(conv, effect.params.get("reason"))
+                    if conv.handoff != "active":
+                        self.waiting.add(pipe, cid, priority, conv.slots["queued_at"])
+                    events.publish(pipe, "queued", cid, priority=priority)
+                    self._enqueue(pipe, "workers.alerts.notify_counsellors", cid)
+                elif effect.name == "emergency_alert":
+                    self._enqueue(pipe, "workers.alerts.emergency_alert", cid)
+                elif effect.name == "erase":
+                    self._erase(pipe, cid)
+                else:  # opt_out, opt_in
+                    events.publish(pipe, effect.name, cid)
+
+        return carry_out
+
+    @staticmethod
+    def _priority(conv: Conversation) -> str:
+        return handoff_priority(conv, conv.slots.get("reason"))
 
     def erase(self, conv_id: str) -> None:
         """Forget a conversation now, as a confirmed DELETE does (the web chat's quick exit)."""
@@ -153,6 +170,11 @@ class Helpline:
         # Jobs carry ids only; the worker reads the rest from the store.
         if self.queue is not None:
             self.queue.enqueue_call(func, args=ids, pipeline=pipe, result_ttl=0, failure_ttl=7 * 86400)
+
+
+def handed_off(before: tuple, conv, step) -> bool:
+    """Did this message hand the conversation to the counsellors (a new handoff, or a tip)?"""
+    return (before[2] is None and conv.handoff == "waiting") or step.effect("record_tip") is not None
 
 
 def handoff_priority(conv: Conversation, reason: str | None = None) -> str:

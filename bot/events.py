@@ -23,10 +23,15 @@ HEARTBEAT_SECONDS = 15
 
 def publish(pipe, kind: str, conv_id: str, **data) -> None:
     """Tell anyone watching this conversation (and the console's queue, where it matters) what happened."""
+    for channel, message in messages(kind, conv_id, **data):
+        pipe.publish(channel, message)
+
+
+def messages(kind: str, conv_id: str, **data) -> list[tuple[str, str]]:
+    """The (channel, message) pairs that publish() sends, for a save that publishes them itself."""
     message = json.dumps({"kind": kind, "conv": conv_id, "at": time.time(), **data})
-    if kind not in CONVERSATION_ONLY:
-        pipe.publish(CONSOLE, message)
-    pipe.publish(conversation_channel(conv_id), message)
+    channels = [conversation_channel(conv_id)] if kind in CONVERSATION_ONLY else [CONSOLE, conversation_channel(conv_id)]
+    return [(channel, message) for channel in channels]
 
 
 def listen(pubsub, seconds: float = STREAM_SECONDS, heartbeat: float = HEARTBEAT_SECONDS):

@@ -26,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from rq.registry import FailedJobRegistry
 
 from . import audit
+from .engine import handed_off
 from .waiting import _BAND, PRIORITIES
 from .waiting import KEY as WAITING_KEY
 
@@ -95,8 +96,8 @@ class Stats:
 
     # -- writes, always inside someone else's pipeline ----------------------------------
 
-    def message(self, pipe, channel: str, before: tuple, conv, step, now: float, priority: str) -> None:
-        """Count one inbound message and what it led to; `before` is (new, state, handoff, risk)."""
+    def message(self, channel: str, before: tuple, conv, step, now: float, priority: str) -> list[tuple]:
+        """The counters one inbound message adds, for ConversationStore.commit; `before` is (new, state, handoff, risk)."""
         was_new, state, handoff, risk = before
         totals = Counter({f"in|{channel}": 1})
         daily = Counter({"messages": 1})
@@ -112,15 +113,17 @@ class Stats:
                 daily[f"path|{path}"] += 1
         if conv.risk != risk:
             daily[f"triage|{conv.risk}"] += 1
-        tip = step.effect("record_tip") is not None
-        if (handoff is None and conv.handoff == "waiting") or tip:
-            reason = "tip" if tip else conv.slots.get("reason", "counsellor")
+        if handed_off(before, conv, step):
+            reason = "tip" if step.effect("record_tip") is not None else conv.slots.get("reason", "counsellor")
             totals[f"handoffs|{priority}"] += 1
             daily[f"handoff|{reason}"] += 1
             daily[f"priority|{priority}"] += 1
-            pipe.set(queued_key(conv.id), conv.slots.get("queued_at", now), ex=QUEUED_TTL)
         totals.update(self._take_pending())
-        self._add(pipe, totals, self.day(now), daily)
+        return [(TOTALS, 0, totals), (day_key(self.day(now)), DAY_TTL, daily)]
+
+    def queued(self, pipe, conv_id: str, since: float) -> None:
+        """Remember when a conversation was handed off, for its wait once a counsellor claims it."""
+        pipe.set(queued_key(conv_id), since, ex=QUEUED_TTL)
 
     def count(self, client_or_pipe, name: str, label: str, n: int = 1) -> None:
         """A cumulative counter from outside the message path, e.g. count(pipe, "send_failed", "sms")."""

@@ -28,6 +28,52 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) 
 return 0
 """
 
+# One command instead of a pipeline of five: a command costs this client more than the server.
+# KEYS: lock, conversation, dedupe record (the lock again when there is none), [rate-limit counter]
+# ARGV: lock token, lock ttl (ms), the counter's ttl
+_BEGIN = """
+local hits = 0
+if #KEYS > 3 then
+  hits = redis.call('incr', KEYS[4])
+  redis.call('expire', KEYS[4], ARGV[3])
+end
+local locked = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+return {hits, locked and 1 or 0, redis.call('get', KEYS[2]), redis.call('get', KEYS[3])}
+"""
+
+# Everything a message writes, then the unlock, as one command (see ConversationStore.commit).
+# KEYS: lock, conversation, transcript, dedupe record, then any hashes of counters
+# ARGV: lock token, conversation ('' for none), retention ttl, transcript cap (0: no trim this time),
+#       dedupe record ('' for none), its ttl; then counted lists: transcript entries; channel and
+#       message pairs to publish; and for each hash of counters its ttl (0: none) and field, amount pairs.
+_SAVE = """
+local i = 7
+local function list(width)
+  local first = i + 1
+  i = first + tonumber(ARGV[i]) * width
+  return first, i - 1
+end
+if ARGV[2] ~= '' then redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
+local a, b = list(1)
+if b >= a then
+  redis.call('rpush', KEYS[3], unpack(ARGV, a, b))
+  if ARGV[4] ~= '0' then redis.call('ltrim', KEYS[3], -tonumber(ARGV[4]), -1) end
+  redis.call('expire', KEYS[3], ARGV[3])
+end
+if ARGV[5] ~= '' then redis.call('set', KEYS[4], ARGV[5], 'EX', ARGV[6]) end
+a, b = list(2)
+for j = a, b, 2 do redis.call('publish', ARGV[j], ARGV[j + 1]) end
+for k = 5, #KEYS do
+  local ttl = ARGV[i]
+  i = i + 1
+  a, b = list(2)
+  for j = a, b, 2 do redis.call('hincrby', KEYS[k], ARGV[j], ARGV[j + 1]) end
+  if ttl ~= '0' and b >= a then redis.call('expire', KEYS[k], ttl) end
+end
+if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
+return 1
+"""
+
 
 def conv_key(conv_id: str) -> str:
     return f"c:{conv_id}"
@@ -58,13 +104,16 @@ class Session:
 
 
 class ConversationStore:
-    """Loads and saves conversations; every save is one MULTI/EXEC with its transcript and effects."""
+    """Loads and saves conversations; every save writes its transcript and effects at once."""
 
     def __init__(self, redis_client: redis.Redis, vault: Vault, retention_days: int = 30, lock_wait: float = 5.0):
         self.redis, self.vault = redis_client, vault
         self.ttl = int(retention_days * 86400)
         self.lock_wait = lock_wait
+        # Registered scripts run by SHA and load themselves again after a Redis restart.
         self._unlock = self.redis.register_script(_UNLOCK)
+        self._begin = self.redis.register_script(_BEGIN)
+        self._save = self.redis.register_script(_SAVE)
 
     # -- the hot path: one round trip to lock and load, one to save and unlock ----
 
@@ -76,54 +125,61 @@ class ConversationStore:
         token = secrets.token_hex(8)
         deadline = time.monotonic() + self.lock_wait
         delay = 0.005
+        keys = [lock_key(conv_id), conv_key(conv_id), dedupe_key(message_id) if message_id else lock_key(conv_id)]
         hits = 0
         while True:
             try:
-                pipe = self.redis.pipeline(transaction=False)
                 if count is not None:
-                    pipe.incr(count[0])
-                    pipe.expire(count[0], count[1])
-                pipe.set(lock_key(conv_id), token, nx=True, px=LOCK_TTL_MS)
-                pipe.get(conv_key(conv_id))
-                if message_id:
-                    pipe.get(dedupe_key(message_id))
-                got = pipe.execute()
+                    hits, locked, raw, previous = self._begin(keys=[*keys, count[0]], args=[token, LOCK_TTL_MS, count[1]])
+                    count = None  # one hit per message, however long the lock takes
+                else:
+                    _, locked, raw, previous = self._begin(keys=keys, args=[token, LOCK_TTL_MS, 0])
             except redis.RedisError as exc:
                 raise StoreUnavailable("could not reach Redis") from exc
-            if count is not None:
-                hits, count = int(got[0]), None  # one hit per message, however long the lock takes
-                got = got[2:]
-            if got[0]:
-                conv = Conversation.from_doc(self.vault.open(got[1])) if got[1] else None
-                previous = self.vault.open(got[2]) if message_id and got[2] else None
-                return Session(conv_id, token, conv, previous, count=hits)
+            if locked:
+                conv = Conversation.from_doc(self.vault.open(raw)) if raw else None
+                previous = self.vault.open(previous) if message_id and previous else None
+                return Session(conv_id, token, conv, previous, count=int(hits))
             if time.monotonic() > deadline:
                 raise ConversationBusy("conversation lock not released in time")
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
     def commit(self, session: Session, conv: Conversation | None, outcome: dict | None = None,
-               message_id: str | None = None, also=None) -> None:
-        """Write the conversation, its new transcript entries, the dedupe record and `also(pipe)`; unlock."""
+               message_id: str | None = None, also=None, events=(), counters=()) -> None:
+        """Write the conversation, its new transcript entries, the dedupe record, `events` and
+        `counters`, then `also(pipe)`'s writes, and unlock: all at once.
+
+        `events` are (channel, message) pairs to publish; `counters` are (hash key, ttl or 0,
+        {field: amount}) to add. Without `also` this is one script call; with it, that script and
+        `also`'s commands in one MULTI/EXEC.
+        """
         cid = session.conv_id
+        keys = [lock_key(cid), conv_key(cid), transcript_key(cid), dedupe_key(message_id) if message_id else lock_key(cid)]
+        args = [session.token, "", self.ttl, 0, "", DEDUPE_TTL]
+        entries = []
+        if conv is not None:
+            args[1] = self.vault.seal(conv.to_doc())
+            entries = [self.vault.seal(e) for e in session.entries]
+            if conv.messages % TRIM_EVERY == 0:
+                args[3] = TRANSCRIPT_MAX
+        if message_id and outcome is not None:
+            args[4] = self.vault.seal(outcome)
+        args += [len(entries), *entries, len(events), *(x for pair in events for x in pair)]
+        for key, ttl, amounts in counters:
+            keys.append(key)
+            args += [ttl, len(amounts), *(x for pair in amounts.items() for x in pair)]
         try:
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.multi()  # explicit, so that RQ's enqueue(pipeline=pipe) joins this transaction
-            if conv is not None:
-                pipe.set(conv_key(cid), self.vault.seal(conv.to_doc()), ex=self.ttl)
-                if session.entries:
-                    pipe.rpush(transcript_key(cid), *[self.vault.seal(e) for e in session.entries])
-                    if conv.messages % TRIM_EVERY == 0:
-                        pipe.ltrim(transcript_key(cid), -TRANSCRIPT_MAX, -1)
-                    pipe.expire(transcript_key(cid), self.ttl)
-            if message_id and outcome is not None:
-                pipe.set(dedupe_key(message_id), self.vault.seal(outcome), ex=DEDUPE_TTL)
-            if also is not None:
+            if also is None:
+                self._save(keys=keys, args=args)
+            else:
+                pipe = self.redis.pipeline(transaction=True)
+                pipe.multi()  # explicit, so that RQ's enqueue(pipeline=pipe) joins this transaction
                 also(pipe)
-            # EVAL, not the registered script: redis-py checks a pipeline's scripts with SCRIPT EXISTS
-            # first, which would cost every message a round trip of its own.
-            pipe.eval(_UNLOCK, 1, lock_key(cid), session.token)
-            pipe.execute()
+                # EVAL, not the registered script: inside MULTI a missing script could not be loaded
+                # and retried, and redis-py would first ask with SCRIPT EXISTS, a round trip of its own.
+                pipe.eval(_SAVE, len(keys), *keys, *args)
+                pipe.execute()
         except redis.RedisError as exc:
             raise StoreUnavailable("could not save the conversation") from exc
 
