@@ -5,11 +5,11 @@ import hmac
 import logging
 from functools import wraps
 from urllib.parse import urlparse
+from xml.sax.saxutils import escape
 
 import redis
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.request_validator import RequestValidator, add_port, remove_port
-from twilio.twiml.messaging_response import MessagingResponse
 
 from flows.engine import _looks_spanish
 from flows.spec import normalize
@@ -23,6 +23,7 @@ from .extensions import flow_engine, get_helpline, get_redis
 bp = Blueprint("sms", __name__)
 log = logging.getLogger(__name__)
 SMS_LIMIT = 1600  # Twilio's limit for one message body
+TWIML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 
 
 def signed_url() -> str:
@@ -106,11 +107,16 @@ def status():
 
 
 def twiml(replies: list[str]) -> Response:
-    """One SMS for all replies where it fits: separate messages can arrive out of order."""
-    response = MessagingResponse()
-    for part in split_message("\n\n".join(replies)):
-        response.message(part)
-    return Response(str(response), mimetype="text/xml")
+    """One SMS for all replies where it fits: separate messages can arrive out of order.
+
+    Written here rather than with twilio's MessagingResponse, which builds an ElementTree for a
+    document this small and cost every webhook more than the rest of the reply did; the output is
+    the same, byte for byte (tests/bot/test_sms.py compares the two).
+    """
+    parts = split_message("\n\n".join(replies))
+    body = "".join(f"<Message>{escape(part)}</Message>" for part in parts)
+    return Response(f"{TWIML_DECLARATION}<Response>{body}</Response>" if parts else f"{TWIML_DECLARATION}<Response />",
+                    mimetype="text/xml")
 
 
 def static_safety_reply(text: str) -> list[str]:

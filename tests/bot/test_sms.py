@@ -198,6 +198,24 @@ def test_long_replies_are_split_into_twilio_sized_messages():
     assert " ".join(parts) == text
 
 
+@pytest.mark.parametrize("replies", [
+    [], [""], ["Reply 1 <now> & \"quote\" 'apostrophe'"], ["Línea uno\nLínea dos", "🆘 911"],
+    ["a\r\nb", "]]> <![CDATA[x"], ["word " * 700],
+])
+def test_twiml_is_what_twilios_messaging_response_writes(app, replies):
+    from twilio.twiml.messaging_response import MessagingResponse
+
+    from bot.sms import split_message, twiml
+
+    expected = MessagingResponse()
+    for part in split_message("\n\n".join(replies)):
+        expected.message(part)
+    with app.app_context():
+        answer = twiml(replies)
+    assert answer.get_data(as_text=True) == str(expected)
+    assert answer.mimetype == "text/xml"
+
+
 # -- Redis outage ------------------------------------------------------------------------
 
 

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PUBLIC_URL = "https://bench.helpline.test"  # both apps check signatures against this URL
 TOKEN = "bench-auth-token-" + "0" * 16
-WORKERS = ["--workers", "2", "--worker-class", "gthread", "--threads", "8"]
+WORKERS = os.environ.get("BENCH_WORKERS", "--workers 2 --worker-class gthread --threads 8").split()
 
 # Realistic conversations, and how often each happens.
 SCRIPTS = {
