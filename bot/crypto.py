@@ -1,4 +1,12 @@
-"""Encryption at rest and the keyed hash that names conversations without their address."""
+"""Encryption at rest and the keyed hash that names conversations without their address.
+
+A sealed value is `hv1.` + base64url(key id, nonce, AES-256-GCM ciphertext and tag): authenticated
+encryption in one library call. Fernet (AES-128-CBC + HMAC-SHA256), which the help line used at
+first, costs several times as much per value, and a message seals four; Fernet tokens written
+before still open, and `helpline keys rotate` rewrites them in this format. HELPLINE_DATA_KEY keeps
+its form (Fernet keys, newest first); each key's AES key is derived from it with HKDF, and the key
+id (a hash of that, never the key) says which key opens a value without trying each.
+"""
 from __future__ import annotations
 
 import base64
@@ -9,12 +17,32 @@ import os
 import secrets
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import ConfigurationError
 
 # Without a real Twilio token in development, a generated one lets `helpline sms` sign test messages.
 _KEY_NAMES = ("SECRET_KEY", "HELPLINE_DATA_KEY", "HELPLINE_HASH_KEY", "TWILIO_AUTH_TOKEN")
+
+SEALED = b"hv1."  # how every value sealed now begins (a format version)
+FERNET = b"gAAAAA"  # how a Fernet token begins: version byte 0x80 and a timestamp's zero high bytes
+_KEY_ID, _NONCE = 4, 12  # bytes
+
+
+def is_sealed(value: bytes) -> bool:
+    """Is this stored value one of ours, encrypted (in either format)?"""
+    return value.startswith((SEALED, FERNET))
+
+
+def _derive(fernet_key: str) -> tuple[bytes, AESGCM]:
+    """(key id, cipher) for one HELPLINE_DATA_KEY entry."""
+    secret = base64.urlsafe_b64decode(fernet_key)
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"helpline vault v1").derive(secret)
+    return hashlib.sha256(b"helpline key id:" + key).digest()[:_KEY_ID], AESGCM(key)
 
 
 class Vault:
@@ -25,34 +53,57 @@ class Vault:
         if not keys:
             raise ConfigurationError("HELPLINE_DATA_KEY holds no key")
         try:
-            fernets = [Fernet(k.encode()) for k in keys]
-            self._fernet = MultiFernet(fernets)
+            self._fernet = MultiFernet([Fernet(k.encode()) for k in keys])  # validates every key, too
         except ValueError as exc:
             raise ConfigurationError("HELPLINE_DATA_KEY is not a list of Fernet keys") from exc
-        self._newest = fernets[0]
+        ciphers = [_derive(k) for k in keys]
+        self._newest_id, self._newest = ciphers[0]
+        self._ciphers = dict(reversed(ciphers))  # the same key listed twice: its first place wins
         self._hash_key = hash_key.encode()
 
     def seal(self, value: object) -> bytes:
         """JSON-encode and encrypt a value."""
-        return self._fernet.encrypt(json.dumps(value, separators=(",", ":")).encode())
+        return self._seal(json.dumps(value, separators=(",", ":")).encode())
 
     def open(self, token: bytes | str) -> object:
-        """Decrypt and JSON-decode a value written by seal(); raises InvalidToken on a bad key."""
-        if isinstance(token, str):
-            token = token.encode()
-        return json.loads(self._fernet.decrypt(token))
+        """Decrypt and JSON-decode a value written by seal(); raises InvalidToken when no key opens it."""
+        return json.loads(self._open(token.encode() if isinstance(token, str) else token))
 
     def rotate(self, token: bytes) -> bytes:
-        """Re-encrypt a token under the newest key (it keeps its original timestamp)."""
-        return self._fernet.rotate(token)
+        """Re-encrypt a value under the newest key (and in the current format)."""
+        return self._seal(self._open(token))
 
     def is_current(self, token: bytes) -> bool:
-        """Does the newest key alone open this token? (What must hold before an old key is removed.)"""
+        """Does the newest key alone open this value? (What must hold before an old key is removed.)"""
+        if not token.startswith(SEALED):
+            return False
         try:
-            self._newest.decrypt(token)
+            return self._open(token, {self._newest_id: self._newest}) is not None
         except InvalidToken:
             return False
-        return True
+
+    def _seal(self, plain: bytes) -> bytes:
+        head = SEALED + self._newest_id  # bound to the ciphertext as associated data
+        nonce = os.urandom(_NONCE)  # random 96-bit nonces: safe for billions of values per key
+        return SEALED + base64.urlsafe_b64encode(self._newest_id + nonce + self._newest.encrypt(nonce, plain, head))
+
+    def _open(self, token: bytes, ciphers: dict | None = None) -> bytes:
+        if not token.startswith(SEALED):
+            if ciphers is None and token.startswith(FERNET):
+                return self._fernet.decrypt(token)  # written before the current format
+            raise InvalidToken
+        try:
+            raw = base64.urlsafe_b64decode(token[len(SEALED):])
+        except ValueError as exc:
+            raise InvalidToken from exc
+        key_id, nonce, body = raw[:_KEY_ID], raw[_KEY_ID:_KEY_ID + _NONCE], raw[_KEY_ID + _NONCE:]
+        cipher = (self._ciphers if ciphers is None else ciphers).get(key_id)
+        if cipher is None:
+            raise InvalidToken
+        try:
+            return cipher.decrypt(nonce, body, SEALED + key_id)
+        except InvalidTag as exc:
+            raise InvalidToken from exc
 
     def conversation_id(self, channel: str, address: str) -> str:
         """A stable id for (channel, address) that reveals neither."""
@@ -89,4 +140,4 @@ def ensure_keys(config: dict, instance_path: str) -> None:
             json.dump(stored, fh, indent=1)
 
 
-__all__ = ["Vault", "ensure_keys", "InvalidToken"]
+__all__ = ["Vault", "ensure_keys", "is_sealed", "InvalidToken", "SEALED"]

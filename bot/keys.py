@@ -4,8 +4,8 @@ Procedure (README, "Privacy and safety"): prepend a new key to HELPLINE_DATA_KEY
 (new writes use it, old values still open) → `helpline keys rotate` → `helpline keys check`
 reports nothing stale → remove the old key and restart.
 
-Encrypted values are found by what they are, not by key prefix: every Fernet token starts
-with the same bytes, so conversation docs, transcripts, dedupe and outbound records, notes and
+Encrypted values are found by what they are, not by key prefix: every sealed value starts
+with the same bytes (bot.crypto.is_sealed), so conversation docs, transcripts, dedupe and outbound records, notes and
 anything added later are covered without a list to keep up to date. They live in strings,
 list elements and hash fields; the app stores no encrypted value in a set, sorted set or stream.
 """
@@ -16,10 +16,8 @@ from dataclasses import dataclass, field
 import redis
 from cryptography.fernet import Fernet
 
-from .crypto import InvalidToken, Vault
+from .crypto import InvalidToken, Vault, is_sealed
 
-# Version byte 0x80 and the high (zero) bytes of the timestamp, base64url-encoded.
-TOKEN_PREFIX = b"gAAAAA"
 SCAN_BATCH = 500
 _TYPES = (b"string", b"list", b"hash")
 
@@ -67,7 +65,7 @@ def _rotate_key(client: redis.Redis, vault: Vault, name: bytes, apply: bool, rep
                 if kind not in _TYPES:
                     return
                 values = _read(pipe, name, kind)
-                sealed = {slot: v for slot, v in values.items() if v and v.startswith(TOKEN_PREFIX)}
+                sealed = {slot: v for slot, v in values.items() if v and is_sealed(v)}
                 fresh, unreadable = {}, 0
                 for slot, token in sealed.items():
                     if vault.is_current(token):

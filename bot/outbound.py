@@ -1,7 +1,7 @@
 """Counsellor replies on their way out: one encrypted record per reply, sent once by workers.sender.
 
 A record lives under `o:<outbound id>` (a Redis hash, with the retention TTL):
-conv, channel, author, body (Fernet-encrypted), status, attempts, sids (Twilio SIDs, one per
+conv, channel, author, body (encrypted), status, attempts, sids (Twilio SIDs, one per
 part, as JSON), started (when the attempt at the next part began), created, error.
 
 status: queued -> sending -> sent (handed to Twilio) | delivered (web chat) | failed.

@@ -31,7 +31,7 @@ DEFAULTS: dict[str, object] = {
     # The public https base URL Twilio calls; signatures are checked against it behind a proxy.
     "PUBLIC_URL": None,
     "SECRET_KEY": None,
-    # Comma-separated Fernet keys, newest first (MultiFernet): encrypts numbers and texts at rest.
+    # Comma-separated keys (Fernet's key format), newest first: encrypt numbers and texts at rest.
     "HELPLINE_DATA_KEY": None,
     # Key for the HMAC that turns an address into a conversation id.
     "HELPLINE_HASH_KEY": None,

@@ -1,7 +1,7 @@
 """Conversations, transcripts, dedupe and locks in Redis: the help line's only state.
 
 Key names carry ids derived with HMAC (see bot.crypto), never an address; values that
-hold an address or a message are Fernet-encrypted.
+hold an address or a message are encrypted (bot.crypto.Vault).
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Fixtures: a real Redis server, the app, and a texter who sends signed SMS webhooks."""
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 from xml.etree import ElementTree
@@ -79,12 +80,16 @@ def replies_of(twiml: bytes) -> list[str]:
     return [m.text or "" for m in ElementTree.fromstring(twiml).iter("Message")]
 
 
+_NUMBERS = itertools.count(secrets.randbelow(10_000))
+
+
 class Texter:
     """Plays a person texting the help line: signed webhooks, as Twilio sends them."""
 
     def __init__(self, client, number: str | None = None, url: str = "http://localhost/sms"):
         self.client, self.url = client, url
-        self.number = number or "+1661555" + "".join(secrets.choice("0123456789") for _ in range(4))
+        # Distinct numbers, not random ones: two texters of one test must never share a number.
+        self.number = number or f"+1661555{next(_NUMBERS) % 10_000:04d}"
         self.last = None
 
     def form(self, body: str, sid: str | None = None, **extra) -> dict:

@@ -1,6 +1,8 @@
 """Data-key rotation: old data reads after a new key is prepended, re-encryption lets the old key go."""
 from __future__ import annotations
 
+import base64
+
 import pytest
 from click.testing import CliRunner
 from cryptography.fernet import Fernet, InvalidToken
@@ -103,3 +105,48 @@ def test_generate_prints_a_usable_key():
     assert result.exit_code == 0
     key = result.output.strip()
     assert Vault(key, "h").open(Vault(key, "h").seal("x")) == "x"
+
+
+# -- the sealed format ------------------------------------------------------------------
+
+
+def test_a_sealed_value_shows_nothing_and_every_change_to_it_is_refused(keys):
+    vault = Vault(keys["new"], "h")
+    token = vault.seal({"address": NUMBER, "text": "he took my papers"})
+    assert token.startswith(b"hv1.") and b"papers" not in token and NUMBER.encode() not in token
+    assert vault.seal("same") != vault.seal("same")  # a fresh nonce every time
+    raw = base64.urlsafe_b64decode(token[len(b"hv1."):])
+    for i in range(len(raw)):  # key id, nonce, ciphertext and tag: any changed byte is caught
+        changed = raw[:i] + bytes([raw[i] ^ 1]) + raw[i + 1:]
+        with pytest.raises(InvalidToken):
+            vault.open(b"hv1." + base64.urlsafe_b64encode(changed))
+    with pytest.raises(InvalidToken):
+        vault.open(token[:-4])
+    with pytest.raises(InvalidToken):
+        vault.open(b"plain text")
+
+
+def test_each_key_opens_its_own_values_and_only_the_newest_is_current(keys):
+    both = Vault(f"{keys['new']},{keys['old']}", "h")
+    old, new = Vault(keys["old"], "h"), Vault(keys["new"], "h")
+    assert both.open(old.seal("from before")) == "from before"
+    assert both.open(new.seal("from now")) == "from now"
+    assert new.open(both.seal("x")) == "x"  # the newest key writes
+    with pytest.raises(InvalidToken):
+        old.open(both.seal("x"))
+    assert both.is_current(new.seal("x")) and not both.is_current(old.seal("x"))
+    assert both.is_current(both.rotate(old.seal("x")))
+
+
+def test_values_written_with_fernet_still_open_and_rotate_to_the_current_format(
+        redis_url, redis_client, tmp_path, keys):
+    legacy = Fernet(keys["new"].encode()).encrypt(b'{"text":"written before"}')
+    redis_client.set("o:legacy", legacy, ex=3600)
+    vault = Vault(keys["new"], "h")
+    assert vault.open(legacy) == {"text": "written before"} and not vault.is_current(legacy)
+    assert cli(redis_url, tmp_path, keys["new"], "check").exit_code == 1
+    result = cli(redis_url, tmp_path, keys["new"], "rotate")
+    assert result.exit_code == 0 and "1 re-encrypted" in result.output
+    rotated = redis_client.get("o:legacy")
+    assert rotated.startswith(b"hv1.") and vault.open(rotated) == {"text": "written before"}
+    assert 0 < redis_client.ttl("o:legacy") <= 3600
