@@ -20,6 +20,7 @@ from flask import Flask, g, has_request_context, request
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _MARK = "_helpline_json"
+SLOW_REQUEST_SECONDS = 1.0  # a request this slow is logged at INFO (Twilio gives up at 15 s)
 
 
 class JsonFormatter(logging.Formatter):
@@ -97,11 +98,18 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def log_request(response):
         if "request_started" in g:
-            log.info("request", extra={
-                "method": request.method,
-                "route": request.url_rule.rule if request.url_rule else None,
-                "status": response.status_code,
-                "ms": round((time.perf_counter() - g.request_started) * 1000, 1),
-            })
+            took = time.perf_counter() - g.request_started
+            # Only what needs a look (refusals, errors, slow answers) at INFO; every request at DEBUG.
+            # A line per text would be a timestamped record of each time someone wrote to the help
+            # line, and writing it cost a webhook more than a tenth of its time; volumes and
+            # latencies are in /metrics.
+            level = logging.INFO if response.status_code >= 400 or took >= SLOW_REQUEST_SECONDS else logging.DEBUG
+            if log.isEnabledFor(level):
+                log.log(level, "request", extra={
+                    "method": request.method,
+                    "route": request.url_rule.rule if request.url_rule else None,
+                    "status": response.status_code,
+                    "ms": round(took * 1000, 1),
+                })
             response.headers["X-Request-Id"] = g.request_id
         return response
