@@ -6,6 +6,7 @@ hold an address or a message are encrypted (bot.crypto.Vault).
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -114,6 +115,17 @@ class ConversationStore:
         self._unlock = self.redis.register_script(_UNLOCK)
         self._begin = self.redis.register_script(_BEGIN)
         self._save = self.redis.register_script(_SAVE)
+        self._local = threading.local()
+
+    def _own(self) -> redis.Redis:
+        """This thread's client, on a connection of its own from the shared pool, for the two calls
+        every message makes: taking a connection from the pool and giving it back (with the pool's
+        checks) cost about as much as the call itself."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = redis.Redis(connection_pool=self.redis.connection_pool,
+                                                      single_connection_client=True)
+        return client
 
     # -- the hot path: one round trip to lock and load, one to save and unlock ----
 
@@ -130,10 +142,10 @@ class ConversationStore:
         while True:
             try:
                 if count is not None:
-                    hits, locked, raw, previous = self._begin(keys=[*keys, count[0]], args=[token, LOCK_TTL_MS, count[1]])
+                    hits, locked, raw, previous = self._begin(keys=[*keys, count[0]], args=[token, LOCK_TTL_MS, count[1]], client=self._own())
                     count = None  # one hit per message, however long the lock takes
                 else:
-                    _, locked, raw, previous = self._begin(keys=keys, args=[token, LOCK_TTL_MS, 0])
+                    _, locked, raw, previous = self._begin(keys=keys, args=[token, LOCK_TTL_MS, 0], client=self._own())
             except redis.RedisError as exc:
                 raise StoreUnavailable("could not reach Redis") from exc
             if locked:
@@ -171,7 +183,7 @@ class ConversationStore:
             args += [ttl, len(amounts), *(x for pair in amounts.items() for x in pair)]
         try:
             if also is None:
-                self._save(keys=keys, args=args)
+                self._save(keys=keys, args=args, client=self._own())
             else:
                 pipe = self.redis.pipeline(transaction=True)
                 pipe.multi()  # explicit, so that RQ's enqueue(pipeline=pipe) joins this transaction
