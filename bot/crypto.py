@@ -28,6 +28,7 @@ from .errors import ConfigurationError
 # Without a real Twilio token in development, a generated one lets `helpline sms` sign test messages.
 _KEY_NAMES = ("SECRET_KEY", "HELPLINE_DATA_KEY", "HELPLINE_HASH_KEY", "TWILIO_AUTH_TOKEN")
 
+_json = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per json.dumps call
 SEALED = b"hv1."  # how every value sealed now begins (a format version)
 FERNET = b"gAAAAA"  # how a Fernet token begins: version byte 0x80 and a timestamp's zero high bytes
 _KEY_ID, _NONCE = 4, 12  # bytes
@@ -63,7 +64,7 @@ class Vault:
 
     def seal(self, value: object) -> bytes:
         """JSON-encode and encrypt a value."""
-        return self._seal(json.dumps(value, separators=(",", ":")).encode())
+        return self._seal(_json(value).encode())
 
     def open(self, token: bytes | str) -> object:
         """Decrypt and JSON-decode a value written by seal(); raises InvalidToken when no key opens it."""

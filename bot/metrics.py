@@ -38,6 +38,7 @@ QUEUED_TTL = 30 * 86400
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 WAIT_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 TIMED_ENDPOINTS = ("sms.inbound", "chat.post_message")  # answers a texter waits on
+PENDING_EVERY = 1.0  # seconds: how often a message's save also carries this process's latencies
 
 bp = Blueprint("metrics", __name__)
 
@@ -87,8 +88,10 @@ class Stats:
         self.redis, self.tz, self.clock = redis_client, ZoneInfo(timezone), clock
         self.paths = menu_paths(flow)
         # Webhook latencies are known only after the answer is written; they wait here and go to
-        # Redis with this process's next message transaction (or scrape), so they cost no round trip.
+        # Redis with a message's save (at most once a second, so a busy line does not add their
+        # counters to every save) or with a scrape: they cost no round trip.
         self._pending: Counter = Counter()
+        self._taken_at = 0.0
         self._lock = threading.Lock()
 
     def day(self, ts: float) -> date:
@@ -118,7 +121,7 @@ class Stats:
             totals[f"handoffs|{priority}"] += 1
             daily[f"handoff|{reason}"] += 1
             daily[f"priority|{priority}"] += 1
-        totals.update(self._take_pending())
+        totals.update(self._take_pending(every=PENDING_EVERY))
         return [(TOTALS, 0, totals), (day_key(self.day(now)), DAY_TTL, daily)]
 
     def queued(self, pipe, conv_id: str, since: float) -> None:
@@ -141,9 +144,11 @@ class Stats:
         if pending:
             self._add(pipe, pending, self.day(self.clock()), Counter())
 
-    def _take_pending(self) -> Counter:
+    def _take_pending(self, every: float = 0.0) -> Counter:
         with self._lock:
-            pending, self._pending = self._pending, Counter()
+            if time.monotonic() - self._taken_at < every:
+                return Counter()
+            pending, self._pending, self._taken_at = self._pending, Counter(), time.monotonic()
         return pending
 
     def _add(self, pipe, totals: Counter, day: date, daily: Counter) -> None:
