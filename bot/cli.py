@@ -49,9 +49,8 @@ def run(port, host, workers):
         env["REDIS_URL"] = server.start()
     bindir = os.path.dirname(sys.executable)
     procs = [
-        subprocess.Popen([os.path.join(bindir, "gunicorn"), "--workers", str(workers), "--bind", f"{host}:{port}",
-                          *GUNICORN_THREADS, "--access-logfile", "-", "--access-logformat",
-                          '%(m)s %(U)s %(s)s %(M)sms', "bot:create_app()"], env=env),
+        subprocess.Popen([os.path.join(bindir, "gunicorn"), "--config", "python:bot.gunicorn_conf", "--workers", str(workers),
+                          "--bind", f"{host}:{port}", *GUNICORN_THREADS, "bot:create_app()"], env=env),
         subprocess.Popen([os.path.join(bindir, "helpline"), "worker"], env=env),
     ]
     url = f"http://{host}:{port}"

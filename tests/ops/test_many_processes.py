@@ -16,6 +16,8 @@ import pytest
 import requests
 from rq.registry import FailedJobRegistry
 
+from bot.cli import GUNICORN_THREADS
+
 from bot import create_app
 from tests.conftest import AUTH_TOKEN, replies_of, sign
 
@@ -46,15 +48,16 @@ def _wait_for(port: int, process: subprocess.Popen, timeout: float = 30) -> None
 
 @pytest.fixture
 def cluster(config, tmp_path):
-    """Two web processes (gunicorn, two sync workers each) and two `helpline worker`s, sharing one Redis."""
+    """Two web processes (gunicorn as the Procfile runs it, two workers each) and two `helpline worker`s, sharing one Redis."""
     env = dict(os.environ, REDIS_URL=config["REDIS_URL"], TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_URL=PUBLIC_URL,
                SECRET_KEY=config["SECRET_KEY"], HELPLINE_DATA_KEY=config["HELPLINE_DATA_KEY"],
                HELPLINE_HASH_KEY=config["HELPLINE_HASH_KEY"], HELPLINE_INSTANCE_PATH=str(tmp_path / "instance"))
     ports = [_port(), _port()]
     log = open(tmp_path / "processes.log", "ab")
     processes = [
-        subprocess.Popen([str(BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}", "--timeout", "30",
-                          "bot:create_app()"], env=env, cwd=ROOT, stdout=log, stderr=log)
+        subprocess.Popen([str(BIN / "gunicorn"), "--config", "python:bot.gunicorn_conf", "--workers", "2",
+                          "--bind", f"127.0.0.1:{port}", *GUNICORN_THREADS, "bot:create_app()"],
+                         env=env, cwd=ROOT, stdout=log, stderr=log)
         for port in ports
     ] + [subprocess.Popen([str(BIN / "helpline"), "worker"], env=env, cwd=ROOT, stdout=log, stderr=log)
          for _ in range(2)]

@@ -80,7 +80,7 @@ class Gunicorn:
         self.port = free_port()
         self.log = open(log, "ab")
         self.process = subprocess.Popen(
-            [str(BIN / "gunicorn"), *WORKERS, "--bind", f"127.0.0.1:{self.port}", "--timeout", "30", spec],
+            [str(BIN / "gunicorn"), "--config", "python:bot.gunicorn_conf", *WORKERS, "--bind", f"127.0.0.1:{self.port}", "--timeout", "30", spec],
             env=env, cwd=ROOT, stdout=self.log, stderr=self.log, start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
