@@ -36,7 +36,7 @@ _BEGIN = """
 local hits = 0
 if #KEYS > 3 then
   hits = redis.call('incr', KEYS[4])
-  redis.call('expire', KEYS[4], ARGV[3])
+  if hits == 1 then redis.call('expire', KEYS[4], ARGV[3]) end  -- the key names its window: one TTL
 end
 local locked = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
 return {hits, locked and 1 or 0, redis.call('get', KEYS[2]), redis.call('get', KEYS[3])}
