@@ -141,17 +141,17 @@ class ConversationStore:
         hits = 0
         while True:
             try:
-                if count is not None:
-                    hits, locked, raw, previous = self._begin(keys=[*keys, count[0]], args=[token, LOCK_TTL_MS, count[1]], client=self._own())
-                    count = None  # one hit per message, however long the lock takes
-                else:
-                    _, locked, raw, previous = self._begin(keys=keys, args=[token, LOCK_TTL_MS, 0], client=self._own())
+                counter = [count[0]] if count is not None else []
+                counted, locked, raw, previous = self._begin(
+                    keys=[*keys, *counter], args=[token, LOCK_TTL_MS, count[1] if counter else 0], client=self._own())
+                if counter:
+                    hits, count = int(counted), None  # one hit per message, however long the lock takes
             except redis.RedisError as exc:
                 raise StoreUnavailable("could not reach Redis") from exc
             if locked:
                 conv = Conversation.from_doc(self.vault.open(raw)) if raw else None
                 previous = self.vault.open(previous) if message_id and previous else None
-                return Session(conv_id, token, conv, previous, count=int(hits))
+                return Session(conv_id, token, conv, previous, count=hits)
             if time.monotonic() > deadline:
                 raise ConversationBusy("conversation lock not released in time")
             time.sleep(delay)

@@ -178,6 +178,19 @@ def test_past_the_limit_a_message_is_answered_empty_and_not_processed(limited):
     assert "911" in Texter(limited.test_client(), "+16615550124").send("hi")
 
 
+def test_a_message_waiting_for_the_conversation_lock_counts_once_and_keeps_its_count(limited):
+    texter = Texter(limited.test_client(), "+16615550123")
+    texter.send("hi")
+    texter.send("1")
+    cid = limited.extensions["helpline"].conversation_id("sms", texter.number)
+    held = lambda: limited.extensions["redis"].set(f"l:{cid}", "someone-else", px=300)  # noqa: E731
+    # Another process holds the conversation for 0.3 s: each message tries again and again meanwhile.
+    held()
+    assert texter.send("2")  # the 3rd message of 3 allowed: answered, not counted once per try
+    held()
+    assert replies_of(texter.post(texter.form("hello?")).data) == []  # the 4th: past the limit after waiting too
+
+
 def test_past_the_limit_an_emergency_is_still_handled_once_per_allowance(limited):
     texter = Texter(limited.test_client(), "+16615550123")
     for body in ("hi", "1", "2"):
