@@ -5,7 +5,7 @@ import os
 
 from flask import Flask, jsonify
 
-from . import extensions, logs, metrics, security
+from . import events, extensions, logs, metrics, security
 from .crypto import ensure_keys
 from .settings import DEFAULTS, from_environ
 
@@ -26,6 +26,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     extensions.init_app(app)
     security.init_app(app)
     metrics.init_app(app)
+    events.init_app(app)
 
     from . import chat, console, dashboard, health, sms  # noqa: F401 (dashboard adds its views to console.bp)
 

@@ -13,7 +13,7 @@ import time
 from functools import wraps
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, render_template, request
 
 from flows.catalog import LANGUAGES
 from flows.conversation import Conversation
@@ -22,8 +22,7 @@ from flows.engine import MAX_TEXT, FlowEngine
 from . import ratelimit
 from .engine import Inbound
 from .errors import ConversationBusy, HelplineError, StoreUnavailable
-from . import events
-from .events import conversation_channel
+from .events import conversation_channel, listen, live_response
 from .extensions import get_helpline, get_redis, get_store
 from .store import conv_key, entry, transcript_key
 
@@ -167,12 +166,14 @@ def events():
         seen = int(request.headers.get("Last-Event-ID", "-1"))
     except ValueError:
         seen = -1
-    store = get_store()
-    pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
-    # Subscribe before reading the transcript so that nothing written in between is missed.
-    pubsub.subscribe(conversation_channel(cid))
-    return Response(_stream(store, pubsub, cid, seen), mimetype="text/event-stream",
-                    headers={"X-Accel-Buffering": "no"})
+
+    def open_stream():
+        pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
+        # Subscribe before reading the transcript so that nothing written in between is missed.
+        pubsub.subscribe(conversation_channel(cid))
+        return _stream(get_store(), pubsub, cid, seen)
+
+    return live_response(open_stream)
 
 
 def _stream(store, pubsub, cid: str, seen: int):
@@ -180,7 +181,7 @@ def _stream(store, pubsub, cid: str, seen: int):
         yield "retry: 2000\n\n"
         for frame, seen in _live_entries(store, cid, seen):
             yield frame
-        for event in events.listen(pubsub):
+        for event in listen(pubsub):
             if event is None:
                 yield ": still here\n\n"
             elif event.get("kind") == "reply":

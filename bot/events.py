@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import redis
+from flask import Response, current_app
 
 CONSOLE = "ev:console"
 
@@ -19,6 +21,9 @@ CONVERSATION_ONLY = frozenset({"message", "reply", "outbound", "note"})
 # held for ever; a comment line keeps proxies from closing a quiet stream.
 STREAM_SECONDS = 60
 HEARTBEAT_SECONDS = 15
+# What a browser gets when this process holds all the streams it may: come back in 10 s (its
+# EventSource reconnects by itself; the console keeps polling meanwhile).
+BUSY = "retry: 10000\n\n"
 
 
 def publish(pipe, kind: str, conv_id: str, **data) -> None:
@@ -52,3 +57,25 @@ def listen(pubsub, seconds: float = STREAM_SECONDS, heartbeat: float = HEARTBEAT
         if time.monotonic() >= beat:
             beat = time.monotonic() + heartbeat
             yield None
+
+
+def init_app(app) -> None:
+    # Each open stream holds one of the process's threads for up to a minute; the rest must stay
+    # free for webhooks, or a room of open consoles would leave a texter unanswered.
+    app.extensions["stream_slots"] = threading.BoundedSemaphore(app.config["LIVE_STREAMS"])
+
+
+def live_response(open_stream) -> Response:
+    """A text/event-stream of `open_stream()`'s frames when this process has a stream slot free,
+    else BUSY at once. `open_stream` subscribes and returns the generator; it is called only with
+    a slot, so a refused stream costs no Redis connection."""
+    slots = current_app.extensions["stream_slots"]
+    if not slots.acquire(blocking=False):
+        return Response(BUSY, mimetype="text/event-stream")
+    try:
+        response = Response(open_stream(), mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"})
+    except BaseException:
+        slots.release()
+        raise
+    response.call_on_close(slots.release)  # however the stream ends, the browser leaving included
+    return response

@@ -8,3 +8,8 @@ Procfile, `helpline run` and the benchmark); the command lines add workers, thre
 # idle timeout of the usual load balancers (60 s); with threaded workers an idle connection holds
 # no thread.
 keepalive = 75
+
+# Seconds a stopping worker waits for requests in flight. A webhook takes milliseconds; what can
+# last is a live stream (up to a minute), and its browser reconnects to another process by itself,
+# so a restart or deploy need not wait gunicorn's default 30 s for each.
+graceful_timeout = 10

@@ -17,6 +17,10 @@ DEFAULTS: dict[str, object] = {
     "WORKER_HEARTBEAT_MAX_AGE": 120,
     # Log level of the JSON logs (one object per line on stderr).
     "LOG_LEVEL": "INFO",
+    # Live streams (the console's and the chat's server-sent events) one web process holds at once.
+    # Each holds a thread for up to a minute, so keep it under gunicorn's --threads (8): the other
+    # threads answer webhooks. Past it a browser is told to come back in 10 s; the console polls meanwhile.
+    "LIVE_STREAMS": 4,
     # Twilio credentials; unset, outbound SMS is disabled and the console says so.
     "TWILIO_ACCOUNT_SID": None,
     "TWILIO_AUTH_TOKEN": None,
@@ -81,7 +85,7 @@ DEFAULTS: dict[str, object] = {
 _INTS = {"WORKER_HEARTBEAT_MAX_AGE", "HELPLINE_RETENTION_DAYS", "HELPLINE_AUDIT_RETENTION_DAYS", "RETENTION_PURGE_MINUTES", "SMS_RATE_LIMIT",
          "SMS_RATE_WINDOW", "SMS_EMERGENCY_LIMIT",
          "MAX_CONTENT_LENGTH", "HELPLINE_MINUTES_PER_CONVERSATION", "CONSOLE_IDLE_MINUTES",
-         "CHAT_SESSIONS_PER_HOUR", "CHAT_MESSAGES_PER_MINUTE", "CHAT_PROXY_HOPS"}
+         "CHAT_SESSIONS_PER_HOUR", "CHAT_MESSAGES_PER_MINUTE", "CHAT_PROXY_HOPS", "LIVE_STREAMS"}
 _FLOATS = {"HELPLINE_LOCK_WAIT", "TWILIO_HTTP_TIMEOUT"}
 
 

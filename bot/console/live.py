@@ -9,7 +9,7 @@ import logging
 import re
 
 import redis
-from flask import Response, abort, request
+from flask import abort, request
 
 from .. import events
 from ..extensions import get_redis
@@ -27,9 +27,13 @@ def live_events():
     conv_id = request.args.get("conv")
     if conv_id is not None and not _CONV_ID.fullmatch(conv_id):
         abort(404)
+    return events.live_response(lambda: _stream(_subscribed(conv_id)))
+
+
+def _subscribed(conv_id: str | None):
     pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(events.conversation_channel(conv_id) if conv_id else events.CONSOLE)
-    return Response(_stream(pubsub), mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"})
+    return pubsub
 
 
 def _stream(pubsub):

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 
 import pytest
 
-from bot import chat
+from bot import chat, events
 from bot.events import conversation_channel
 from bot.store import conv_key, entry, transcript_key
 from flows.catalog import LANGUAGES, Catalog
@@ -231,6 +232,30 @@ def test_the_stream_sends_counsellor_replies_after_the_last_one_seen(app, client
     assert frame.startswith(f"id: {first_index + 1}\nevent: reply\n")
     data = json.loads(frame.split("data: ", 1)[1])
     assert data == {"from": "counsellor", "text": "Are you somewhere safe?"}  # no counsellor name
+
+
+def test_a_reply_written_while_the_stream_is_open_arrives_on_that_same_stream(app, client):
+    token = open_chat(client)["token"]
+    say(client, token, "1")
+    cid = conv_id(app, token)
+    store = app.extensions["store"]
+    seen = len(store.transcript(cid)) - 1
+    stream = client.get(f"/chat/api/events?token={token}", headers={"Last-Event-ID": str(seen)}, buffered=False)
+    chunks = stream.response
+    assert next(chunks).startswith(b"retry:")
+
+    def reply():  # as bot.outbound.queue_reply writes one, while the stream waits for events
+        pipe = store.redis.pipeline(transaction=True)
+        store.append(cid, entry("counsellor", "I'm here. Take your time.", 3.0, by="ana"), pipe)
+        events.publish(pipe, "reply", cid)
+        pipe.execute()
+
+    writer = threading.Timer(0.3, reply)
+    writer.start()
+    frame = next(chunks).decode()  # the same connection: no reconnect needed to hear it
+    writer.join()
+    stream.close()
+    assert frame.startswith(f"id: {seen + 1}\nevent: reply\n") and "Take your time" in frame
 
 
 def test_without_redis_the_chat_answers_503_with_the_safety_numbers(config, tmp_path):

@@ -1,0 +1,80 @@
+"""Live streams hold a thread each; however many browsers keep one open, webhooks are still answered."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+from bot import create_app
+from bot.events import BUSY
+from tests.conftest import AUTH_TOKEN, Texter, replies_of, sign
+from tests.ops.test_many_processes import BIN, ROOT, _port, _wait_for
+
+
+@pytest.fixture
+def one_stream(config):
+    config["LIVE_STREAMS"] = 1
+    return create_app(config)
+
+
+def open_chat(client) -> str:
+    return client.post("/chat/api/session", json={"lang": "en"}).json["token"]
+
+
+def test_past_the_process_limit_a_stream_is_told_to_come_back_and_gets_a_slot_once_one_frees(one_stream):
+    client = one_stream.test_client()
+    first, second = open_chat(client), open_chat(client)
+    holding = client.get(f"/chat/api/events?token={first}", buffered=False)
+    assert next(holding.response).startswith(b"retry: 2000")  # a real stream
+
+    refused = client.get(f"/chat/api/events?token={second}")
+    assert refused.status_code == 200 and refused.mimetype == "text/event-stream"
+    assert refused.get_data(as_text=True) == BUSY  # EventSource reconnects in 10 s by itself
+
+    holding.close()  # the browser left
+    again = client.get(f"/chat/api/events?token={second}", buffered=False)
+    assert next(again.response).startswith(b"retry: 2000")
+    again.close()
+
+
+def test_a_webhook_is_answered_while_more_browsers_hold_streams_than_the_process_has_threads(config, tmp_path):
+    port = _port()
+    env = dict(os.environ, REDIS_URL=config["REDIS_URL"], TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+               PUBLIC_URL=f"http://127.0.0.1:{port}", SECRET_KEY=config["SECRET_KEY"],
+               HELPLINE_DATA_KEY=config["HELPLINE_DATA_KEY"], HELPLINE_HASH_KEY=config["HELPLINE_HASH_KEY"],
+               HELPLINE_INSTANCE_PATH=str(tmp_path / "instance"), LIVE_STREAMS="2")
+    with open(tmp_path / "gunicorn.log", "ab") as log:
+        web = subprocess.Popen([str(BIN / "gunicorn"), "--config", "python:bot.gunicorn_conf", "--workers", "1",
+                                "--worker-class", "gthread", "--threads", "4", "--bind", f"127.0.0.1:{port}",
+                                "bot:create_app()"], env=env, cwd=ROOT, stdout=log, stderr=log,
+                               start_new_session=True)
+    streams: list[socket.socket] = []
+    try:
+        _wait_for(port, web)
+        base = f"http://127.0.0.1:{port}"
+        token = requests.post(base + "/chat/api/session", json={"lang": "en"}, timeout=10).json()["token"]
+        for _ in range(6):  # six open chat pages on a process of four threads
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(f"GET /chat/api/events?token={token} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert b"text/event-stream" in s.recv(4096)
+            streams.append(s)
+
+        texter = Texter(None, "+16615550188", url=base + "/sms")
+        form = texter.form("he is going to hurt me")
+        started = time.monotonic()
+        answer = requests.post(base + "/sms", data=form, headers={"X-Twilio-Signature": sign(base + "/sms", form)},
+                               timeout=10)
+        took = time.monotonic() - started
+        assert answer.status_code == 200 and "911" in " ".join(replies_of(answer.content))
+        assert took < 5  # not after a stream's minute: Twilio gives up at 15 s
+    finally:
+        for s in streams:
+            s.close()
+        # Not a graceful stop: that would wait for the open streams (bot/gunicorn_conf.py).
+        os.killpg(web.pid, signal.SIGKILL)
+        web.wait(timeout=20)
