@@ -31,7 +31,7 @@ _KEY_NAMES = ("SECRET_KEY", "HELPLINE_DATA_KEY", "HELPLINE_HASH_KEY", "TWILIO_AU
 _json = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per json.dumps call
 SEALED = b"hv1."  # how every value sealed now begins (a format version)
 FERNET = b"gAAAAA"  # how a Fernet token begins: version byte 0x80 and a timestamp's zero high bytes
-_KEY_ID, _NONCE = 4, 12  # bytes
+_KEY_ID, _NONCE, _TAG = 4, 12, 16  # bytes
 
 
 def is_sealed(value: bytes) -> bool:
@@ -97,6 +97,8 @@ class Vault:
             raw = base64.urlsafe_b64decode(token[len(SEALED):])
         except ValueError as exc:
             raise InvalidToken from exc
+        if len(raw) < _KEY_ID + _NONCE + _TAG:
+            raise InvalidToken  # cut short: not even a tag
         key_id, nonce, body = raw[:_KEY_ID], raw[_KEY_ID:_KEY_ID + _NONCE], raw[_KEY_ID + _NONCE:]
         cipher = (self._ciphers if ciphers is None else ciphers).get(key_id)
         if cipher is None:

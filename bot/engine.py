@@ -125,12 +125,13 @@ class Helpline:
         """Effects on the rest of the store and the workers, as `also(pipe)` for the save's
         transaction; None when there are none (most messages), which saves in one command."""
         effects = [e for e in step.effects if e.name in _STORE_EFFECTS]
-        if not effects:
+        queued = self.stats is not None and handed_off(before, conv, step)  # its wait is measured from now
+        if not effects and not queued:
             return None
         cid = conv.id
 
         def carry_out(pipe) -> None:
-            if self.stats is not None and handed_off(before, conv, step):
+            if queued:
                 self.stats.queued(pipe, cid, conv.slots.get("queued_at", now))
             for effect in effects:
                 if effect.name in ("request_handoff", "record_tip"):

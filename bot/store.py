@@ -119,12 +119,20 @@ class ConversationStore:
 
     def _own(self) -> redis.Redis:
         """This thread's client, on a connection of its own from the shared pool, for the two calls
-        every message makes: taking a connection from the pool and giving it back (with the pool's
-        checks) cost about as much as the call itself."""
+        every message makes: taking a connection from the pool and giving it back cost about as
+        much as the call itself. Of the pool's checks it keeps the one that matters: a connection
+        Redis has closed meanwhile (a restart, a failover, an idle timeout) is opened again before
+        the call, which could otherwise not tell whether Redis ran it, and a message would be lost."""
         client = getattr(self._local, "client", None)
         if client is None:
             client = self._local.client = redis.Redis(connection_pool=self.redis.connection_pool,
                                                       single_connection_client=True)
+        try:
+            stale = client.connection.can_read()  # a closed socket reads as EOF at once
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            stale = True
+        if stale:
+            client.connection.disconnect()  # the call connects afresh
         return client
 
     # -- the hot path: one round trip to lock and load, one to save and unlock ----

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import multiprocessing
 import secrets
+import time
 
 import pytest
 from rq import Worker
@@ -236,6 +237,17 @@ def test_redis_down_answers_with_the_static_safety_reply_then_resumes(tmp_path, 
         assert "How can we help" in texter.send("1")  # the conversation picks up where it was
     finally:
         server.stop()
+
+
+def test_after_redis_closes_an_idle_connection_the_next_text_is_still_processed(app, texter, redis_client):
+    texter.send("hi")
+    redis_client.config_set("timeout", 1)  # as a managed Redis closes idle clients
+    try:
+        time.sleep(2.5)  # every connection this thread used is gone by now
+        assert "How can we help" in texter.send("1")  # processed, not the static safety reply
+        assert "How can we help" in texter.send("menu")
+    finally:
+        redis_client.config_set("timeout", 0)
 
 
 def test_healthz_reports_redis(tmp_path):
