@@ -38,7 +38,8 @@ if #KEYS > 3 then
   hits = redis.call('incr', KEYS[4])
   if hits == 1 then redis.call('expire', KEYS[4], ARGV[3]) end  -- the key names its window: one TTL
 end
-local locked = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+local locked = redis.call('get', KEYS[1]) == ARGV[1]  -- taken already by this very call, tried again
+if not locked then locked = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) end
 return {hits, locked and 1 or 0, redis.call('get', KEYS[2]), redis.call('get', KEYS[3])}
 """
 
@@ -119,20 +120,13 @@ class ConversationStore:
 
     def _own(self) -> redis.Redis:
         """This thread's client, on a connection of its own from the shared pool, for the two calls
-        every message makes: taking a connection from the pool and giving it back cost about as
-        much as the call itself. Of the pool's checks it keeps the one that matters: a connection
-        Redis has closed meanwhile (a restart, a failover, an idle timeout) is opened again before
-        the call, which could otherwise not tell whether Redis ran it, and a message would be lost."""
+        every message makes: taking a connection from the pool and giving it back (with the pool's
+        checks, several system calls) cost about as much as the call itself. The one check that
+        matters, a connection Redis closed meanwhile, is begin()'s second try."""
         client = getattr(self._local, "client", None)
         if client is None:
             client = self._local.client = redis.Redis(connection_pool=self.redis.connection_pool,
                                                       single_connection_client=True)
-        try:
-            stale = client.connection.can_read()  # a closed socket reads as EOF at once
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
-            stale = True
-        if stale:
-            client.connection.disconnect()  # the call connects afresh
         return client
 
     # -- the hot path: one round trip to lock and load, one to save and unlock ----
@@ -150,8 +144,14 @@ class ConversationStore:
         while True:
             try:
                 counter = [count[0]] if count is not None else []
-                counted, locked, raw, previous = self._begin(
-                    keys=[*keys, *counter], args=[token, LOCK_TTL_MS, count[1] if counter else 0], client=self._own())
+                call = {"keys": [*keys, *counter], "args": [token, LOCK_TTL_MS, count[1] if counter else 0]}
+                try:
+                    counted, locked, raw, previous = self._begin(**call, client=self._own())
+                except redis.ConnectionError:
+                    # A connection Redis closed while it sat idle (a restart, a failover, an idle
+                    # timeout) fails once, on its next use. This call can be made again: a lock it
+                    # may have taken is ours already, and a hit counted twice is only a hit.
+                    counted, locked, raw, previous = self._begin(**call, client=self._own())
                 if counter:
                     hits, count = int(counted), None  # one hit per message, however long the lock takes
             except redis.RedisError as exc:
