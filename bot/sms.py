@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from functools import wraps
+from functools import lru_cache, wraps
 from urllib.parse import urlparse
 from xml.sax.saxutils import escape
 
@@ -41,11 +41,18 @@ def signature_valid() -> bool:
     signature = request.headers.get("X-Twilio-Signature", "").encode()
     if not (token and signature):
         return False
-    validator, url = RequestValidator(token), urlparse(signed_url())
+    validator = RequestValidator(token)
     # Twilio signs the URL with or without the default port; RequestValidator.validate always
     # computes both, here the second only when the first does not match.
     return any(hmac.compare_digest(validator.compute_signature(uri, request.form).encode(), signature)
-               for uri in (remove_port(url), add_port(url)))
+               for uri in _signed_forms(signed_url()))
+
+
+@lru_cache(maxsize=64)
+def _signed_forms(url: str) -> tuple[str, str]:
+    """The URL without and with its default port (the same few URLs come again and again)."""
+    parsed = urlparse(url)
+    return remove_port(parsed), add_port(parsed)
 
 
 def twilio_signed(view):

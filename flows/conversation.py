@@ -46,11 +46,14 @@ class Conversation:
 
     def to_doc(self) -> dict:
         # Shallow: the document is serialized at once; asdict's deep copy cost ~5% of a message's CPU.
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "new"}
+        return {name: getattr(self, name) for name in _STORED}
 
     @classmethod
     def from_doc(cls, doc: dict) -> "Conversation":
-        known = {f.name for f in fields(cls)}
-        conv = cls(**{k: v for k, v in doc.items() if k in known})
+        conv = cls(**{k: v for k, v in doc.items() if k in _FIELDS})
         conv.new = False
         return conv
+
+
+_FIELDS = frozenset(f.name for f in fields(Conversation))  # a stored field no longer known is dropped
+_STORED = tuple(f.name for f in fields(Conversation) if f.name != "new")

@@ -51,6 +51,18 @@ def test_every_kind_of_page_carries_the_security_headers(client, page):
         assert headers["Cache-Control"] == "no-store"
 
 
+def test_a_header_a_view_set_itself_is_replaced_not_doubled(app):
+    from flask import Response
+
+    from bot.security import add_headers
+
+    with app.test_request_context("/healthz"):
+        answer = add_headers(Response("x", headers={"X-Frame-Options": "SAMEORIGIN",
+                                                    "Content-Security-Policy": "default-src *"}))
+    assert answer.headers.getlist("X-Frame-Options") == ["DENY"]
+    assert answer.headers.getlist("Content-Security-Policy") == [STRICT_CSP]
+
+
 def test_hsts_when_the_public_url_is_https(config):
     config["PUBLIC_URL"] = "https://help.example.org"
     client = create_app(config).test_client()
