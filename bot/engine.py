@@ -89,8 +89,8 @@ class Helpline:
                 message_id=inbound.message_id,
                 also=self._carry_out(conv, step, now, before),
                 events=[] if erase else events.messages("message", cid),
-                counters=self.stats.message(inbound.channel, before, conv, step, now, self._priority(conv))
-                if self.stats is not None else (),
+                counters=() if self.stats is None else self.stats.message(
+                    inbound.channel, before, conv, step, now, handoff_priority(conv, conv.slots.get("reason"))),
             )
         except BaseException:
             self.store.release(session)
@@ -148,10 +148,6 @@ class Helpline:
                     events.publish(pipe, effect.name, cid)
 
         return carry_out
-
-    @staticmethod
-    def _priority(conv: Conversation) -> str:
-        return handoff_priority(conv, conv.slots.get("reason"))
 
     def erase(self, conv_id: str) -> None:
         """Forget a conversation now, as a confirmed DELETE does (the web chat's quick exit)."""

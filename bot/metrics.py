@@ -97,10 +97,11 @@ class Stats:
     def day(self, ts: float) -> date:
         return datetime.fromtimestamp(ts, self.tz).date()
 
-    # -- writes, always inside someone else's pipeline ----------------------------------
+    # -- what a message adds, and writes inside someone else's pipeline ------------------
 
     def message(self, channel: str, before: tuple, conv, step, now: float, priority: str) -> list[tuple]:
-        """The counters one inbound message adds, for ConversationStore.commit; `before` is (new, state, handoff, risk)."""
+        """The counters one inbound message adds, as ConversationStore.commit takes them;
+        `before` is (new, state, handoff, risk)."""
         was_new, state, handoff, risk = before
         totals = Counter({f"in|{channel}": 1})
         daily = Counter({"messages": 1})

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PUBLIC_URL = "https://bench.helpline.test"  # both apps check signatures against this URL
 TOKEN = "bench-auth-token-" + "0" * 16
-WORKERS = ["--workers", "2", "--worker-class", "gthread", "--threads", "8"]
+WORKERS = ["--config", "python:bot.gunicorn_conf", "--workers", "2", "--worker-class", "gthread", "--threads", "8"]
 
 # Realistic conversations, and how often each happens.
 SCRIPTS = {
@@ -80,7 +80,7 @@ class Gunicorn:
         self.port = free_port()
         self.log = open(log, "ab")
         self.process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "--config", "python:bot.gunicorn_conf", *WORKERS, "--bind", f"127.0.0.1:{self.port}", "--timeout", "30", spec],
+            [str(BIN / "gunicorn"), *WORKERS, "--bind", f"127.0.0.1:{self.port}", "--timeout", "30", spec],
             env=env, cwd=ROOT, stdout=self.log, stderr=self.log, start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -287,26 +287,36 @@ def round_trips(env: dict, people: list[Texter]) -> dict:
 def long_conversation(port: int, conversations: int = 5, cycles: int = 34) -> dict:
     """Latency of messages early in a conversation against the same messages near its 500th.
 
-    Like against like: the conversation goes round LONG_CYCLE, and the windows compared are one
-    whole turn each (messages 3-17 against 498-512), so the mix of messages is the same in both;
-    the median of each window over `conversations` conversations.
+    Like against like: every conversation goes round LONG_CYCLE, and the windows compared are one
+    whole turn each (messages 3-17 against 498-512), so the mix of messages is the same in both.
+    The long conversations are first brought to message 497; then each message of the turn goes
+    to a new conversation and to a long one, one right after the other, so that both windows see
+    the machine as it is at that moment. Medians over `conversations` of each.
     """
     turn = len(LONG_CYCLE)
     length = 2 + turn * cycles
-    by_index: list[list[float]] = [[] for _ in range(length)]
+    opening = ["hi", "yes"]
+
+    def send(number: str, text: str) -> float:
+        raw = raw_request(form(number, text))
+        started = time.perf_counter()
+        status, _ = post(port, raw)
+        assert status == 200
+        return time.perf_counter() - started
+
+    early, late = [], []
     for _ in range(conversations):
-        number = next_number()
-        texts = ["hi", "yes"] + [LONG_CYCLE[i % turn] for i in range(length - 2)]
-        for i, text in enumerate(texts):
-            raw = raw_request(form(number, text))
-            started = time.perf_counter()
-            status, _ = post(port, raw)
-            by_index[i].append(time.perf_counter() - started)
-            assert status == 200
-    early = statistics.median(x for i in range(2, 2 + turn) for x in by_index[i])
-    late = statistics.median(x for i in range(length - turn, length) for x in by_index[i])
+        fresh, old = next_number(), next_number()
+        for text in opening + [LONG_CYCLE[i % turn] for i in range(length - turn - 2)]:
+            send(old, text)
+        for text in opening:
+            send(fresh, text)
+        for text in LONG_CYCLE:
+            early.append(send(fresh, text))
+            late.append(send(old, text))
+    early_ms, late_ms = statistics.median(early) * 1000, statistics.median(late) * 1000
     return {"early": [3, 2 + turn], "late": [length - turn + 1, length],
-            "5th_ms": round(early * 1000, 2), "500th_ms": round(late * 1000, 2), "ratio": round(late / early, 2)}
+            "5th_ms": round(early_ms, 2), "500th_ms": round(late_ms, 2), "ratio": round(late_ms / early_ms, 2)}
 
 
 def emergency_to_console(port: int, client: redis.Redis, vault, session, tries: int = 10) -> dict:
