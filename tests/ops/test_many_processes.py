@@ -4,13 +4,10 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import socket
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,30 +17,11 @@ from bot.cli import GUNICORN_THREADS
 
 from bot import create_app
 from tests.conftest import AUTH_TOKEN, replies_of, sign
+from tests.ops.processes import BIN, ROOT, free_port, wait_for_port
 
-BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_URL = "https://helpline.test"  # both web processes check signatures against the public URL
 TEXTERS = 200
 SCRIPT = ["hi", "1", "1", "yes", "thank you"]  # hello, safe, a counsellor, consent, then one more while waiting
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "a web process exited at start"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"nothing listens on {port}")
 
 
 @pytest.fixture
@@ -52,7 +30,7 @@ def cluster(config, tmp_path):
     env = dict(os.environ, REDIS_URL=config["REDIS_URL"], TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_URL=PUBLIC_URL,
                SECRET_KEY=config["SECRET_KEY"], HELPLINE_DATA_KEY=config["HELPLINE_DATA_KEY"],
                HELPLINE_HASH_KEY=config["HELPLINE_HASH_KEY"], HELPLINE_INSTANCE_PATH=str(tmp_path / "instance"))
-    ports = [_port(), _port()]
+    ports = [free_port(), free_port()]
     log = open(tmp_path / "processes.log", "ab")
     processes = [
         subprocess.Popen([str(BIN / "gunicorn"), "--config", "python:bot.gunicorn_conf", "--workers", "2",
@@ -63,7 +41,7 @@ def cluster(config, tmp_path):
          for _ in range(2)]
     try:
         for port, process in zip(ports, processes):
-            _wait_for(port, process)
+            wait_for_port(port, process)
         yield [f"http://127.0.0.1:{port}" for port in ports]
     finally:
         for process in processes:

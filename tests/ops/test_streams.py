@@ -13,7 +13,7 @@ import requests
 from bot import create_app
 from bot.events import BUSY
 from tests.conftest import AUTH_TOKEN, Texter, replies_of, sign
-from tests.ops.test_many_processes import BIN, ROOT, _port, _wait_for
+from tests.ops.processes import BIN, ROOT, free_port, wait_for_port
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_past_the_process_limit_a_stream_is_told_to_come_back_and_gets_a_slot_on
 
 
 def test_a_webhook_is_answered_while_more_browsers_hold_streams_than_the_process_has_threads(config, tmp_path):
-    port = _port()
+    port = free_port()
     env = dict(os.environ, REDIS_URL=config["REDIS_URL"], TWILIO_AUTH_TOKEN=AUTH_TOKEN,
                PUBLIC_URL=f"http://127.0.0.1:{port}", SECRET_KEY=config["SECRET_KEY"],
                HELPLINE_DATA_KEY=config["HELPLINE_DATA_KEY"], HELPLINE_HASH_KEY=config["HELPLINE_HASH_KEY"],
@@ -55,7 +55,7 @@ def test_a_webhook_is_answered_while_more_browsers_hold_streams_than_the_process
                                start_new_session=True)
     streams: list[socket.socket] = []
     try:
-        _wait_for(port, web)
+        wait_for_port(port, web)
         base = f"http://127.0.0.1:{port}"
         token = requests.post(base + "/chat/api/session", json={"lang": "en"}, timeout=10).json()["token"]
         for _ in range(6):  # six open chat pages on a process of four threads
