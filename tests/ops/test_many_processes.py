@@ -13,9 +13,8 @@ import pytest
 import requests
 from rq.registry import FailedJobRegistry
 
-from bot.cli import GUNICORN_THREADS
-
 from bot import create_app
+from bot.cli import GUNICORN_THREADS
 from tests.conftest import AUTH_TOKEN, replies_of, sign
 from tests.ops.processes import BIN, ROOT, free_port, wait_for_port
 
