@@ -5,6 +5,7 @@ hold an address or a message are encrypted (bot.crypto.Vault).
 """
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
@@ -77,6 +78,11 @@ return 1
 """
 
 
+# Bumped in a forked child, whose threads then take connections of their own (see _connection).
+_generation = [0]
+os.register_at_fork(after_in_child=lambda: _generation.__setitem__(0, _generation[0] + 1))
+
+
 def conv_key(conv_id: str) -> str:
     return f"c:{conv_id}"
 
@@ -118,16 +124,37 @@ class ConversationStore:
         self._save = self.redis.register_script(_SAVE)
         self._local = threading.local()
 
-    def _own(self) -> redis.Redis:
-        """This thread's client, on a connection of its own from the shared pool, for the two calls
-        every message makes: taking a connection from the pool and giving it back (with the pool's
-        checks, several system calls) cost about as much as the call itself. The one check that
-        matters, a connection Redis closed meanwhile, is begin()'s second try."""
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = self._local.client = redis.Redis(connection_pool=self.redis.connection_pool,
-                                                      single_connection_client=True)
-        return client
+    def _call(self, script, keys: list, args: list):
+        """EVALSHA of one of the store's scripts on this thread's own connection.
+
+        Every message makes two such calls, so they skip redis-py's client layer (connection
+        pool, retries, callbacks, instrumentation), which cost more than the call itself, and use
+        its Connection directly: the same packing, socket, timeouts, health check and Sentinel
+        failover. A connection that failed is closed so that the next call opens a fresh one.
+        """
+        conn = self._connection()
+        command = conn.pack_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        try:
+            try:
+                conn.send_packed_command(command)
+                return conn.read_response()
+            except redis.exceptions.NoScriptError:
+                # Redis restarted (or failed over) and lost its scripts; it ran nothing.
+                self.redis.script_load(script.script)
+                conn.send_packed_command(command)
+                return conn.read_response()
+        except (redis.ConnectionError, redis.TimeoutError):
+            conn.disconnect()
+            raise
+
+    def _connection(self):
+        """This thread's connection, taken from the shared pool once and kept (a new one in a
+        forked process: a socket must never be shared with the parent)."""
+        local = self._local
+        if getattr(local, "generation", None) != _generation[0]:
+            local.conn = self.redis.connection_pool.get_connection()
+            local.generation = _generation[0]
+        return local.conn
 
     # -- the hot path: one round trip to lock and load, one to save and unlock ----
 
@@ -146,12 +173,12 @@ class ConversationStore:
                 counter = [count[0]] if count is not None else []
                 call = {"keys": [*keys, *counter], "args": [token, LOCK_TTL_MS, count[1] if counter else 0]}
                 try:
-                    counted, locked, raw, previous = self._begin(**call, client=self._own())
+                    counted, locked, raw, previous = self._call(self._begin, **call)
                 except redis.ConnectionError:
                     # A connection Redis closed while it sat idle (a restart, a failover, an idle
                     # timeout) fails once, on its next use. This call can be made again: a lock it
                     # may have taken is ours already, and a hit counted twice is only a hit.
-                    counted, locked, raw, previous = self._begin(**call, client=self._own())
+                    counted, locked, raw, previous = self._call(self._begin, **call)
                 if counter:
                     hits, count = int(counted), None  # one hit per message, however long the lock takes
             except redis.RedisError as exc:
@@ -191,7 +218,7 @@ class ConversationStore:
             args += [ttl, len(amounts), *(x for pair in amounts.items() for x in pair)]
         try:
             if also is None:
-                self._save(keys=keys, args=args, client=self._own())
+                self._call(self._save, keys, args)
             else:
                 pipe = self.redis.pipeline(transaction=True)
                 pipe.multi()  # explicit, so that RQ's enqueue(pipeline=pipe) joins this transaction

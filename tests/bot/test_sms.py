@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import multiprocessing
-import secrets
+import os
 import time
 
 import pytest
@@ -11,7 +11,7 @@ from rq import Worker
 from bot import create_app
 from bot.redis_server import EmbeddedRedis
 from bot.store import transcript_key
-from tests.conftest import AUTH_TOKEN, Texter, app_config, replies_of, sign
+from tests.conftest import Texter, app_config, replies_of, sign
 
 
 def conversation(app, number, channel="sms"):
@@ -248,6 +248,22 @@ def test_after_redis_closes_an_idle_connection_the_next_text_is_still_processed(
         assert "How can we help" in texter.send("menu")
     finally:
         redis_client.config_set("timeout", 0)
+
+
+def test_a_forked_process_never_shares_the_parents_redis_connection(app, texter):
+    texter.send("hi")  # this thread now has its own connection for the store's two calls
+    store = app.extensions["store"]
+    parents = store._connection()
+    read, write = os.pipe()
+    child = os.fork()  # as RQ forks a work horse for each job
+    if child == 0:
+        try:
+            os.write(write, b"own" if store._connection() is not parents else b"shared")
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(read, 16) == b"own"
+    assert "How can we help" in texter.send("1")  # and the parent's connection still answers it
 
 
 def test_healthz_reports_redis(tmp_path):
