@@ -118,7 +118,8 @@ class ConversationStore:
         self.redis, self.vault = redis_client, vault
         self.ttl = int(retention_days * 86400)
         self.lock_wait = lock_wait
-        # Registered scripts run by SHA and load themselves again after a Redis restart.
+        # Scripts run by SHA. _unlock goes through redis-py, which loads it again after a Redis
+        # restart; _begin and _save go through _call, which does the same itself.
         self._unlock = self.redis.register_script(_UNLOCK)
         self._begin = self.redis.register_script(_BEGIN)
         self._save = self.redis.register_script(_SAVE)
