@@ -217,15 +217,20 @@ def choices(conv: Conversation | None) -> list[dict]:
     Labels are catalog texts `chat_choice_<option label>`; nothing here names a state or an answer.
     """
     engine = _engine()
-    if conv is None or conv.handoff or conv.opted_out:
-        return []
-    state = engine.flow.states.get(conv.state)
-    if state is None or not state.options:
+    if conv is None or conv.handoff:
         return []
     lang = conv.lang
 
     def label(name: str) -> str:
         return engine.catalog.render(lang, f"chat_choice_{name}")
+
+    meanings = conv.slots.get("_clarify")
+    if meanings:  # "Did you mean: 1 …, 2 …? Or 3 a person": the same three as buttons
+        texts = [engine.catalog.render(lang, f"meaning_{m}") for m in meanings] + [label("counsellor")]
+        return [{"send": str(n), "label": text[:1].upper() + text[1:]} for n, text in enumerate(texts, start=1)]
+    state = engine.flow.states.get(conv.state)
+    if state is None or not state.options:
+        return []
 
     out = [{"send": str(n), "label": label(opt.label)} for n, opt in enumerate(state.options, start=1)]
     menu = next((g for g in engine.flow.globals if "0" in g.words and g.to), None)

@@ -151,16 +151,18 @@ def flows_check():
     """Validate every flow and catalog; point at file and line for each problem."""
     from flows.catalog import Catalog, CatalogError
     from flows.engine import ENGINE_KEYS
+    from flows.nlu import IntentModel, ModelError
     from flows.spec import HERE, Flow, FlowError
 
     problems = []
     try:
         catalog = Catalog.load()
+        labels = IntentModel.load().labels
         for path in sorted(HERE.glob("*.yaml")):
             if path.name in ("resources.yaml", "triage.yaml", "canned.yaml"):
                 continue
-            problems += Flow.load(path).check(catalog, ENGINE_KEYS)
-    except (FlowError, CatalogError) as exc:
+            problems += Flow.load(path).check(catalog, ENGINE_KEYS, intents=labels)
+    except (FlowError, CatalogError, ModelError) as exc:
         problems.append(str(exc))
     for line in problems:
         click.echo(line, err=True)
@@ -176,6 +178,88 @@ def flows_diagram():
     from flows.spec import Flow
 
     click.echo(mermaid(Flow.load()))
+
+
+@main.group()
+def nlu():
+    """Fit, measure and try the intent model (flows/intents)."""
+
+
+@nlu.command("train")
+@click.option("--check", is_flag=True, help="fail if flows/intents/model.json is not what the examples give")
+def nlu_train(check):
+    """Fit the intent model on flows/intents/*.yaml and write flows/intents/model.json (needs the train extra)."""
+    from flows import nlu_train as training
+    from flows.nlu import MODEL_PATH
+
+    doc = training.train()
+    if check:
+        kept = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+        if kept != json.loads(json.dumps(doc)):
+            click.echo(f"{MODEL_PATH} is out of date: run `helpline nlu train`", err=True)
+            sys.exit(1)
+        click.echo("model up to date")
+        return
+    training.write(doc)
+    click.echo(f"wrote {MODEL_PATH}: {len(doc['labels'])} intents, {len(doc['features'])} n-grams")
+
+
+@nlu.command("eval")
+@click.option("--data", "folder", default="tests/data", show_default=True, type=click.Path(exists=True))
+def nlu_eval(folder):
+    """Precision, recall and F1 per intent on the held-out lines, in both languages, and the triage union."""
+    from pathlib import Path
+
+    from flows import nlu_train as training
+    from flows.engine import CONFIDENT, DANGER
+    from flows.nlu import IntentModel
+    from flows.triage import Triage
+
+    model, triage = IntentModel.load(), Triage.load()
+    folder = Path(folder)
+    for name in ("intents_heldout", "intents_fresh"):
+        path = folder / f"{name}.tsv"
+        if not path.exists():
+            continue
+        rows = training.read_tsv(path)
+        click.echo(training.evaluate(model, rows, name).text)
+        for lang in ("en", "es"):
+            part = [r for r in rows if r["lang"] == lang]
+            click.echo(f"  {lang}: macro F1 {training.evaluate(model, part, name).macro_f1:.3f} ({len(part)} lines)")
+        sure = [model.read(r["text"]).confidence >= CONFIDENT for r in rows]
+        click.echo(f"  acted on (confidence >= {CONFIDENT}): {sum(sure) / len(rows):.1%}; the rest are asked\n")
+    lang_path = folder / "language_fresh.tsv"
+    if lang_path.exists():
+        accuracy, mistakes = training.language_accuracy(model, training.read_tsv(lang_path))
+        click.echo(f"language_fresh: accuracy {accuracy:.1%}; mistakes {dict(mistakes)}\n")
+    click.echo(f"triage with the intent model (danger_now at p >= {DANGER} is an emergency too):")
+    for path in sorted(folder.glob("triage_*.tsv")):
+        rows = training.read_tsv(path)
+        found = {"lexicon": [], "both": []}
+        for r in rows:
+            alone = triage.assess(r["text"]).level == "emergency"
+            reading = model.read(r["text"])
+            found["lexicon"].append(alone)
+            found["both"].append(alone or (reading.name == "danger_now" and reading.confidence >= DANGER))
+        figures = []
+        for how, hits in found.items():
+            emerg = [h for h, r in zip(hits, rows) if r["level"] == "emergency"]
+            normal = [h for h, r in zip(hits, rows) if r["level"] == "normal"]
+            figures.append(f"{how}: emergency recall {sum(emerg) / max(1, len(emerg)):.1%}, "
+                           f"normal->emergency {sum(normal) / max(1, len(normal)):.1%}")
+        click.echo(f"  {path.name}: " + "; ".join(figures))
+
+
+@nlu.command("read")
+@click.argument("text")
+def nlu_read(text):
+    """What the model reads TEXT as: the likeliest intents and the language, as JSON."""
+    from flows.nlu import IntentModel
+
+    r = IntentModel.load().read(text)
+    click.echo(json.dumps({"intent": r.intent, "confidence": round(r.confidence, 3), "lang": r.lang,
+                           "lang_confidence": round(r.lang_confidence, 3),
+                           "next": [[label, round(p, 3)] for label, p in r.ranked[1:4]]}, ensure_ascii=False))
 
 
 @main.command()

@@ -78,7 +78,9 @@ class Helpline:
             step = self.flows.step(conv, inbound.text, now)
             # Before the transcript entries: it may add a reply (the wait), which the transcript must hold.
             self._prepare(conv, step, now, handoff_before=before[2])
-            session.entries.append(entry("texter", inbound.text, now, media=inbound.media, level=step.level))
+            # The counsellor sees what the bot read the message as ("not_safe_now" above all).
+            extra = {"intent": step.intent} if step.intent else {}
+            session.entries.append(entry("texter", inbound.text, now, media=inbound.media, level=step.level, **extra))
             session.entries += [entry("bot", reply, now) for reply in step.replies]
             outcome = Outcome(cid, step.replies, level=step.level)
             erase = step.effect("erase") is not None

@@ -15,6 +15,7 @@ from twilio.rest import Client as TwilioClient
 
 from flows.catalog import Catalog
 from flows.engine import FlowEngine
+from flows.nlu import IntentModel
 from flows.resources import ResourceDirectory
 from flows.spec import Flow
 from flows.triage import Triage
@@ -94,8 +95,9 @@ def build_twilio(cfg) -> TwilioClient | None:
 
 @functools.lru_cache(maxsize=4)
 def flow_engine(helpline_name: str) -> FlowEngine:
-    """The flow, catalogs, triage lexicon and resources, read and checked once per process."""
-    return FlowEngine(Flow.load(), Catalog.load(), Triage.load(), ResourceDirectory.load(), helpline_name)
+    """The flow, catalogs, triage lexicon, intent model and resources, read and checked once per process."""
+    return FlowEngine(Flow.load(), Catalog.load(), Triage.load(), ResourceDirectory.load(), helpline_name,
+                      intents=IntentModel.load())
 
 
 def get_redis() -> redis.Redis:

@@ -64,6 +64,8 @@ def check_may_text(conv: Conversation) -> None:
         raise RecipientOptedOut("the texter sent STOP")
     if conv.channel in TWILIO_CHANNELS and conv.consent is not True:
         raise NoConsent("the texter has not agreed to be texted at this number")
+    if conv.slots.get("quiet"):
+        raise NoConsent("the texter said it is not safe to talk now; wait until they write again")
 
 
 def queue_reply(conv_id: str, text: str, author: str) -> str:

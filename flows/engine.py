@@ -13,11 +13,28 @@ from transitions import Machine
 
 from .catalog import Catalog
 from .conversation import Conversation
-from .spec import Flow, State, normalize
+from .nlu import NOTHING, IntentModel, Reading
+from .spec import Flow, IntentAction, State, normalize
 
 MAX_TEXT = 1600
 MAX_MILES = 100
 REASSURE_EVERY = 600.0  # seconds: at most one "still waiting" reply per ten minutes
+
+# How sure the intent model must be before its reading is acted on; below it the bot asks which of the
+# two likeliest meanings was meant. Chosen on the held-out split (tests/data/intents_heldout.tsv).
+CONFIDENT = 0.5
+# A message the model alone reads as danger is an emergency from this probability on: chosen so that
+# no normal line of the labelled triage sets becomes an emergency (`helpline nlu eval` prints both).
+DANGER = 0.6
+# A later message switches the reply language only when it is this clearly the other one and has words enough.
+SWITCH_LANG, SWITCH_WORDS = 0.9, 3
+# Intents the bot never offers as a meaning to choose from: they are not something a texter asks for.
+NOT_OFFERED = frozenset({"unclear", "greeting", "thanks_bye", "danger_now", "want_person", "yes", "no"})
+# Below CONFIDENT, a reading this likely is worth a "Did you mean…"; one less likely says too little.
+GUESS = 0.35
+OTHER_LANG = 0.8  # the language head's confidence before "we have interpreters" is the answer
+# Carrier opt-out words are an SMS rule (Twilio's and the carriers'); a web page has no carrier.
+CARRIER_CHANNELS = frozenset({"sms", "whatsapp", "cli"})
 
 # Twilio's own opt-out and opt-in words; they count only as the whole message, as Twilio matches them.
 STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout"})
@@ -40,7 +57,8 @@ ENGLISH_HINTS = frozenset(
 ENGINE_KEYS = (
     "stopped", "restarted", "confirm_delete", "erased", "not_erased", "not_understood",
     "emergency", "emergency_self_harm", "waiting_reassure", "resource_text", "resource_miles",
-    "resources_none", "language_set", "text_more",
+    "resources_none", "language_set", "text_more", "not_safe_now", "clarify", "emergency_followup",
+    "emergency_waiting",
 )
 
 
@@ -61,6 +79,7 @@ class Step:
     effects: list[Effect] = field(default_factory=list)
     level: str = "normal"
     matched: tuple[str, ...] = ()
+    intent: str = ""  # what the message was read as, when the model was sure enough (for the counsellor)
 
     @property
     def text(self) -> str:
@@ -95,9 +114,11 @@ class Model:
 class FlowEngine:
     """Walks one flow for any number of conversations."""
 
-    def __init__(self, flow: Flow, catalog: Catalog, triage=None, resources=None, helpline_name="Help line"):
+    def __init__(self, flow: Flow, catalog: Catalog, triage=None, resources=None, helpline_name="Help line",
+                 intents: IntentModel | None = None):
         self.flow, self.catalog, self.triage, self.resources = flow, catalog, triage, resources
         self.helpline_name = helpline_name
+        self.intents = intents
         self._lock = threading.Lock()  # one conversation at a time walks the shared machine
         self.machine = Machine(
             model=None,
@@ -120,38 +141,43 @@ class FlowEngine:
         step = Step()
         text = clean(text)
         word = normalize(text)
+        reading = self.read(text)
         if conv.new:
             conv.created_at = now
-            if _looks_spanish(word):
-                conv.lang = "es"
+            conv.lang = first_language(reading, word)
+        elif (reading.lang in ("en", "es") and reading.lang != conv.lang and reading.lang_confidence >= SWITCH_LANG
+              and len(word.split()) >= SWITCH_WORDS):
+            conv.lang = reading.lang  # they wrote a sentence in the other language: answer in it
         conv.updated_at = now
         conv.messages += 1
 
-        if word in STOP_WORDS:
+        carrier = conv.channel in CARRIER_CHANNELS
+        if carrier and word in STOP_WORDS:
             conv.opted_out = True
             self._say(step, conv, "stopped")
             step.effects.append(Effect("opt_out"))
             return step
-        if word in START_WORDS:
+        if carrier and word in START_WORDS:
             conv.opted_out = False
             if not conv.handoff:  # someone in line keeps their place
                 conv.state = self.flow.initial
             self._say(step, conv, "restarted")
             step.effects.append(Effect("opt_in"))
             return step
-        if conv.opted_out:
-            return step  # never a word after STOP until START
 
-        # Danger is heard first, even in the middle of a delete confirmation.
+        # Danger is heard first, even in the middle of a delete confirmation, and by either reader.
+        danger, self_harm, raised = self._danger(step, conv, text, reading)
+        if conv.opted_out and carrier:
+            # Never a word after STOP (the carrier would block it), but the counsellors hear of danger.
+            if danger:
+                step.effects.append(Effect("emergency_alert"))
+            return step
         confirming = conv.slots.pop("_confirm_delete", False)
-        if self.triage is not None:
-            found = self.triage.assess(text)
-            step.level, step.matched = found.level, tuple(found.matched)
-            raised = conv.raise_risk(found.level, step.matched)
-            if found.level == "emergency":
-                return self._emergency(step, conv, self_harm=found.self_harm)
-            if raised and conv.handoff == "waiting":
-                step.effects.append(Effect("request_handoff", {"reason": "triage"}))
+        if danger:
+            conv.slots.pop("_clarify", None)
+            return self._emergency(step, conv, self_harm=self_harm)
+        if raised and conv.handoff == "waiting":
+            step.effects.append(Effect("request_handoff", {"reason": "triage"}))
 
         if confirming:
             if word in CONFIRM_WORDS:
@@ -165,20 +191,19 @@ class FlowEngine:
             self._say(step, conv, "confirm_delete")
             return step
 
+        intent = self._intent(reading)
+        step.intent = intent
+        if intent == "not_safe_now":
+            conv.slots["quiet"] = True  # nobody texts them first until they write again
+        else:
+            conv.slots.pop("quiet", None)
         if conv.handoff:
-            # HELP and a language switch are answered even in line or with a counsellor.
-            command = self._command(word)
-            if command is not None and not command.to:
-                return self._global(step, conv, command)
-        if conv.handoff == "active":
-            return step  # the counsellor answers; the bot is silent
-        if conv.handoff == "waiting":
-            if now - conv.reassured_at >= REASSURE_EVERY:
-                conv.reassured_at = now
-                self._say(step, conv, "waiting_reassure")
-            return step
+            return self._in_handoff(step, conv, word, intent)
+        return self._answer(step, conv, text, word, reading, intent)
 
-        return self._answer(step, conv, text, word)
+    def read(self, text: str) -> Reading:
+        """The intent model's reading of a message (nothing, without a model)."""
+        return self.intents.read(text) if self.intents is not None and text else NOTHING
 
     def end_handoff(self, conv: Conversation) -> Step:
         """A counsellor ended the conversation: leave the queue, go where the flow says."""
@@ -193,6 +218,24 @@ class FlowEngine:
 
     # -- internals ------------------------------------------------------------
 
+    def _danger(self, step: Step, conv: Conversation, text: str, reading: Reading) -> tuple[bool, bool, bool]:
+        """Is this message an emergency (triage's lexicon or the intent model), about self-harm, and did
+        it raise the conversation's risk?"""
+        level, matched, self_harm = "normal", (), False
+        if self.triage is not None:
+            found = self.triage.assess(text)
+            level, matched, self_harm = found.level, tuple(found.matched), found.self_harm
+        if reading.name == "danger_now" and reading.confidence >= DANGER:
+            if level != "emergency":
+                matched += ("intent:" + reading.intent,)
+            level = "emergency"
+            self_harm = self_harm or reading.intent == "danger_now.self_harm"
+        elif reading.name == "disclosure" and reading.confidence >= CONFIDENT and level == "normal":
+            level, matched = "high", matched + ("intent:disclosure",)
+        step.level, step.matched = level, matched
+        raised = conv.raise_risk(level, matched)
+        return level == "emergency", self_harm, raised
+
     def _emergency(self, step: Step, conv: Conversation, self_harm: bool) -> Step:
         self._say(step, conv, "emergency")
         if self_harm:
@@ -203,7 +246,49 @@ class FlowEngine:
             step.effects.append(Effect("request_handoff", {"reason": "emergency"}))
             return step
         conv.misses = 0
-        self._fire(step, conv, "emergency")
+        state = self.flow.states[conv.state]
+        action = self.flow.action(state, "danger_now")
+        if action is not None and action.answer is not None:
+            opt = _pick(state, action.answer)
+            if opt is not None:  # told 911 already, and asking again: the person they asked for
+                return self._take_option(step, conv, state, opt)
+        if action is not None and action.to:
+            self._fire_to(step, conv, action.to)
+        else:
+            self._fire(step, conv, "emergency")
+        return step
+
+    def _intent(self, reading: Reading) -> str:
+        """The intent acted on: the model's, when it is sure enough; "" when it is not."""
+        if reading.lang == "other" and reading.lang_confidence >= OTHER_LANG and reading.words >= 2:
+            return "other_language"  # one word ("banana", "ok") is too little to tell a language by
+        return reading.intent if reading.confidence >= CONFIDENT else ""
+
+    def _in_handoff(self, step: Step, conv: Conversation, word: str, intent: str) -> Step:
+        """In line or with a counsellor: the counsellor answers; the bot answers only what cannot wait."""
+        # HELP and a language switch are answered even in line or with a counsellor.
+        command = self._command(word)
+        if command is not None and not command.to:
+            return self._global(step, conv, command)
+        if intent == "not_safe_now":
+            self._say(step, conv, "not_safe_now")  # and the counsellor sees "quiet": nothing is sent
+            return step
+        if conv.handoff == "active":
+            return step  # the counsellor answers; the bot is silent
+        if conv.risk == "emergency":
+            self._say(step, conv, "emergency_waiting")  # never silence after danger
+            return step
+        if intent.startswith("trust_question") or intent == "other_language":
+            action = self.flow.action(self.flow.states[conv.state], intent)
+            if action is not None:
+                for key in action.say:
+                    self._say(step, conv, key)
+                if intent == "other_language":
+                    self._say(step, conv, "other_language")
+                return step
+        if conv.updated_at - conv.reassured_at >= REASSURE_EVERY:
+            conv.reassured_at = conv.updated_at
+            self._say(step, conv, "waiting_reassure")
         return step
 
     def _command(self, word: str):
@@ -227,25 +312,33 @@ class FlowEngine:
         if state.say and not state.next and state.name != self.flow.initial:
             self._say(step, conv, state.say)
 
-    def _answer(self, step: Step, conv: Conversation, text: str, word: str) -> Step:
+    def _answer(self, step: Step, conv: Conversation, text: str, word: str, reading: Reading, intent: str) -> Step:
         state = self.flow.states[conv.state]
+        clarify = conv.slots.pop("_clarify", None)
+        if clarify and word in CLARIFY_ANSWERS:
+            # "1" or "2" after "Did you mean…": the meaning they picked; "3": a person.
+            picked = [*clarify, "want_person"][CLARIFY_ANSWERS[word]]
+            return self._act(step, conv, state, picked, word)
         # The state's own answers come first, then the commands that work everywhere; a
         # first message always gets the welcome, whatever it says.
         opt = _pick(state, word) if state.options else None
-        if opt is None and state.name != self.flow.initial:
+        if opt is not None:
+            return self._take_option(step, conv, state, opt)
+        if state.name != self.flow.initial:
             command = self._command(word)
             if command is not None:
                 return self._global(step, conv, command)
-        if state.options:
-            if opt is not None:
+        if state.input in ("zip", "age"):
+            accepted = self._take_input(state, conv, text, word)
+            if accepted:
                 conv.misses = 0
-                conv.slots.update(opt.set)
-                if opt.say:
-                    self._say(step, conv, opt.say)
-                step.effects.extend(Effect(e["name"], {k: v for k, v in e.items() if k != "name"}) for e in opt.effects)
-                self._fire(step, conv, f"{state.name}.{opt.label}")
+                self._fire(step, conv, "answer")
                 return step
-        elif state.input:
+        if intent and self.flow.action(state, intent) is not None:
+            if state.input == "any":
+                return self._first_contact(step, conv, state, intent, word)
+            return self._act(step, conv, state, intent, word)
+        if state.input in ("any", "text"):
             accepted = self._take_input(state, conv, text, word)
             if accepted is not None:
                 conv.misses = 0
@@ -254,15 +347,101 @@ class FlowEngine:
                 else:
                     self._say(step, conv, "text_more")
                 return step
+        if state.options:
+            opt = _pick_fuzzy(state, word)  # "councelor", "refugoi"
+            if opt is not None:
+                return self._take_option(step, conv, state, opt)
+        return self._miss(step, conv, state, reading, word)
+
+    def _take_option(self, step: Step, conv: Conversation, state: State, opt) -> Step:
+        conv.misses = 0
+        conv.slots.update(opt.set)
+        if opt.say:
+            self._say(step, conv, opt.say)
+        step.effects.extend(Effect(e["name"], {k: v for k, v in e.items() if k != "name"}) for e in opt.effects)
+        self._fire(step, conv, f"{state.name}.{opt.label}")
+        return step
+
+    def _act(self, step: Step, conv: Conversation, state: State, intent: str, word: str) -> Step:
+        """Carry out what `intent` does in this state (flows/helpline.yaml `intents`)."""
+        action = self.flow.action(state, intent)
+        if action is None:
+            return self._miss(step, conv, state, NOTHING, word)
+        if action.answer is not None:
+            opt = _pick(state, action.answer) if state.options else None
+            if opt is not None:
+                return self._take_option(step, conv, state, opt)
+            default = self.flow.intents.get(intent.split(".", 1)[0])
+            if default is None or default is action or default.answer is not None:
+                return self._miss(step, conv, state, NOTHING, word)
+            action = default  # "yes" with nothing to say yes to here
+        conv.misses = 0
+        self._do(step, conv, action)
+        if action.to:
+            self._fire_to(step, conv, action.to)
+        elif not action.say or intent.startswith("trust_question"):
+            self._ask_again(step, conv)
+        return step
+
+    def _do(self, step: Step, conv: Conversation, action: IntentAction) -> None:
+        conv.slots.update(action.set)
+        for key in action.say:
+            self._say(step, conv, key)
+        step.effects.extend(Effect(e["name"], {k: v for k, v in e.items() if k != "name"}) for e in action.effects)
+
+    def _first_contact(self, step: Step, conv: Conversation, state: State, intent: str, word: str) -> Step:
+        """A first message (or the first after a pause) with a meaning: the safety check comes first."""
+        action = self.flow.action(state, intent)
+        if action.remember:
+            conv.slots["_resume"] = intent
+        elif action.to or action.answer is not None:
+            return self._act(step, conv, state, intent, word)
+        else:
+            self._do(step, conv, action)  # e.g. "who is this?": answered, then the welcome
+        conv.misses = 0
+        self._fire(step, conv, "answer")
+        return step
+
+    def _miss(self, step: Step, conv: Conversation, state: State, reading: Reading, word: str) -> Step:
+        if conv.risk == "emergency":
+            self._say(step, conv, "emergency_followup")  # never "did not understand" after danger
+            return step
         conv.misses += 1
         if conv.misses >= 2 and state.name != self.flow.fallback:
             conv.misses = 0
             self._fire(step, conv, "fallback")
             return step
-        if state.name != self.flow.fallback:  # the fallback's own text already says so
-            self._say(step, conv, "not_understood")
+        # A question that wants a ZIP code, an age or a report is simply asked again: guesses at what
+        # else the texter meant would only get in the way of the answer it needs.
+        guess = state.name != self.flow.fallback and not state.input
+        meanings = self._meanings(state, reading) if guess else []
+        if meanings:
+            conv.slots["_clarify"] = meanings
+            first, second = (self._render(conv, "meaning_" + m, {}) for m in meanings)
+            step.keys.append("clarify")
+            step.replies.append(self._render(conv, "clarify", {"first": first, "second": second}))
+            return step
+        if not any(ch.isalnum() for ch in word):
+            self._say(step, conv, "not_understood")  # empty, or nothing we can read: say so plainly
         self._ask_again(step, conv)
         return step
+
+    def _meanings(self, state: State, reading: Reading) -> list[str]:
+        """The two likeliest meanings the texter can pick from here (a person is always the third); none
+        when the message says too little to guess from (then the state's question is asked again)."""
+        if reading.intent == "unclear" or reading.confidence < GUESS:
+            return []
+        lang = "en"
+        out = []
+        for label, _ in reading.ranked:
+            name = label if self.catalog.has(lang, "meaning_" + label) else label.split(".", 1)[0]
+            if (name in NOT_OFFERED or name in out
+                    or not self.catalog.has(lang, "meaning_" + name) or self.flow.action(state, label) is None):
+                continue
+            out.append(name)
+            if len(out) == 2:
+                return out
+        return []
 
     def _take_input(self, state: State, conv: Conversation, text: str, word: str) -> bool | None:
         """Store a free answer. True: move on; False: kept, stay; None: not understood."""
@@ -292,6 +471,9 @@ class FlowEngine:
             return False
         return None
 
+    def _fire_to(self, step: Step, conv: Conversation, target: str) -> None:
+        self._fire(step, conv, "to_" + target)
+
     def _fire(self, step: Step, conv: Conversation, trigger: str) -> None:
         with self._lock:
             model = self._model
@@ -304,10 +486,13 @@ class FlowEngine:
             finally:
                 conv.state = model.state
                 model.conv = model.step = None
+        if conv.state == self.flow.resume and "_resume" in conv.slots:
+            # Safe to talk now: what their first message asked for, instead of the menu (_enter kept quiet).
+            self._act(step, conv, self.flow.states[conv.state], conv.slots.pop("_resume"), "")
 
     def _enter(self, model: Model, state: State) -> None:
         conv, step = model.conv, model.step
-        if state.say:
+        if state.say and not (state.name == self.flow.resume and "_resume" in conv.slots):
             self._say(step, conv, state.say)
         step.effects.extend(Effect(e["name"], {k: v for k, v in e.items() if k != "name"}) for e in state.effects)
         if state.handoff and conv.handoff is None:
@@ -376,6 +561,10 @@ def machine_transitions(flow: Flow) -> list[dict]:
         if state.next:
             out.append({"trigger": "next", "source": state.name, "dest": state.next})
     out += [{"trigger": g.id, "source": "*", "dest": g.to} for g in flow.globals if g.to]
+    # Intents lead to states from anywhere (flow.action decides which applies where).
+    targets = {a.to for a in flow.intents.values() if a.to}
+    targets |= {a.to for st in flow.states.values() for a in st.intents.values() if a is not None and a.to}
+    out += [{"trigger": f"to_{t}", "source": "*", "dest": t} for t in sorted(targets)]
     out += [
         {"trigger": "emergency", "source": "*", "dest": flow.emergency},
         {"trigger": "fallback", "source": "*", "dest": flow.fallback},
@@ -395,9 +584,33 @@ def clean(text: str) -> str:
     return text.strip()[:MAX_TEXT]
 
 
+def first_language(reading: Reading, word: str) -> str:
+    """The language to answer a first message in: the one it is written in (the model's language head,
+    the word lists when the model is unsure)."""
+    if reading.lang in ("en", "es") and reading.lang_confidence >= 0.75:
+        return reading.lang
+    return "es" if _looks_spanish(word) else "en"
+
+
 def _looks_spanish(word: str) -> bool:
     tokens = set(word.replace(",", " ").replace("¿", " ").replace("¡", " ").split())
     return len(tokens & SPANISH_HINTS) > len(tokens & ENGLISH_HINTS)
+
+
+CLARIFY_ANSWERS = {"1": 0, "2": 1, "3": 2, "1️⃣": 0, "2️⃣": 1, "3️⃣": 2, "one": 0, "two": 1, "three": 2,
+                   "uno": 0, "dos": 1, "tres": 2}
+
+
+def _pick_fuzzy(state: State, word: str):
+    """An option word written with a typo ("councelor", "refugoi"): one close match or nothing."""
+    if not 4 <= len(word) <= 24 or " " in word.strip():
+        return None
+    from rapidfuzz import fuzz, process
+
+    choices = {w: opt for opt in state.options for w in opt.words if len(w) >= 4 and not w.isdigit()}
+    found = process.extract(word, list(choices), scorer=fuzz.ratio, score_cutoff=80, limit=2)
+    options = {id(choices[w]) for w, _, _ in found}
+    return choices[found[0][0]] if len(options) == 1 else None
 
 
 def _pick(state: State, word: str):

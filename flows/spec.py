@@ -15,6 +15,8 @@ INPUT_KINDS = ("any", "zip", "age", "text")
 EFFECTS = ("request_handoff", "record_tip", "emergency_alert")
 # Conditions a conditional `to` may name; each is a method of flows.engine.Model.
 CONDITIONS = ("screen_strong", "is_minor", "has_consent")
+# Intents the engine decides without the model: the language head says other_language.
+INTENTS_WITHOUT_MODEL = ("other_language",)
 NUMBER_WORDS = {
     1: ("one", "uno", "una", "first", "primero", "1️⃣"),
     2: ("two", "dos", "second", "segundo", "2️⃣"),
@@ -77,6 +79,19 @@ class Option:
 
 
 @dataclass
+class IntentAction:
+    """What a message read as one intent does in a state (see `intents` in flows/helpline.yaml)."""
+
+    say: tuple[str, ...] = ()
+    set: dict = field(default_factory=dict)
+    effects: list[dict] = field(default_factory=list)
+    to: str | None = None
+    answer: str | None = None  # handle the message as if the texter had written this word
+    remember: bool = False  # before the safety check: carry it out once the texter is safe to talk
+    line: int = 0
+
+
+@dataclass
 class State:
     name: str
     say: str | None = None
@@ -88,6 +103,8 @@ class State:
     next: str | None = None  # pass-through: said, then straight on
     effects: list[dict] = field(default_factory=list)
     handoff: bool = False  # the bot steps aside: the waiting queue and the counsellor own the talk
+    intents: dict[str, IntentAction | None] = field(default_factory=dict)  # None: not heard here
+    hear: frozenset[str] | None = None  # only these intents are heard here (danger_now always is)
     line: int = 0
 
 
@@ -112,7 +129,21 @@ class Flow:
     after_handoff: str
     states: dict[str, State]
     globals: list[Global]
+    intents: dict[str, IntentAction] = field(default_factory=dict)
+    resume: str = ""  # where an intent remembered before the safety check is carried out
     line: int = 1
+
+    def action(self, state: State, label: str) -> IntentAction | None:
+        """What `label` ("find_help.food") does in `state`: the state's word first, then the flow's,
+        the whole label before its intent ("find_help"). None: nothing here."""
+        keys = (label, label.split(".", 1)[0]) if "." in label else (label,)
+        if state.hear is not None and keys[-1] not in state.hear and keys[-1] != "danger_now":
+            return None
+        for table in (state.intents, self.intents):
+            for key in keys:
+                if key in table:
+                    return table[key]
+        return None
 
     @classmethod
     def load(cls, path: Path | str = HERE / "helpline.yaml") -> "Flow":
@@ -157,6 +188,32 @@ class Flow:
                     out.append({"name": name, **{k: v for k, v in (value or {}).items() if k != "__line__"}})
             return out
 
+        def intents(raw, line) -> dict[str, IntentAction | None]:
+            if raw is None:
+                return {}
+            if not isinstance(raw, dict):
+                raise FlowError(f"{path}:{line}: `intents` is a mapping of intent: action")
+            out: dict[str, IntentAction | None] = {}
+            for name, act in raw.items():
+                if name == "__line__":
+                    continue
+                if act is None:
+                    out[str(name)] = None
+                    continue
+                if not isinstance(act, dict):
+                    raise FlowError(f"{path}:{line}: intent {name}: an action is a mapping (say, set, to, …)")
+                say = act.get("say") or ()
+                out[str(name)] = IntentAction(
+                    say=(say,) if isinstance(say, str) else tuple(say),
+                    set={k: v for k, v in (act.get("set") or {}).items() if k != "__line__"},
+                    effects=effects(act.get("effects")),
+                    to=act.get("to"),
+                    answer=None if act.get("answer") is None else normalize(str(act["answer"])),
+                    remember=bool(act.get("remember")),
+                    line=act.get("__line__", line),
+                )
+            return out
+
         states: dict[str, State] = {}
         for raw in doc["states"]:
             if not isinstance(raw, dict) or "name" not in raw:
@@ -189,6 +246,8 @@ class Flow:
                 next=raw.get("next"),
                 effects=effects(raw.get("effects")),
                 handoff=bool(raw.get("handoff")),
+                intents=intents(raw.get("intents"), line),
+                hear=None if raw.get("hear") is None else frozenset(str(h) for h in raw["hear"]),
                 line=line,
             )
         globals_ = [
@@ -210,6 +269,8 @@ class Flow:
             after_handoff=doc.get("after_handoff", ""),
             states=states,
             globals=globals_,
+            intents={k: v for k, v in intents(doc.get("intents"), 1).items() if v is not None},
+            resume=doc.get("resume", ""),
         )
 
     # -- checking ---------------------------------------------------------------
@@ -220,10 +281,13 @@ class Flow:
         out += [(b.to, o.line) for o in state.options for b in o.branches]
         if state.next:
             out.append((state.next, state.line))
+        out += [(a.to, a.line) for a in state.intents.values() if a is not None and a.to]
         return out
 
-    def check(self, catalog: Catalog, required_keys: tuple[str, ...] = ()) -> list[str]:
-        """Problems as 'file:line: message' strings; empty when the flow is sound."""
+    def check(self, catalog: Catalog, required_keys: tuple[str, ...] = (), intents: tuple[str, ...] = ()) -> list[str]:
+        """Problems as 'file:line: message' strings; empty when the flow is sound.
+
+        `intents`: the labels the intent model knows; an action for any other name is a typo."""
         problems: list[str] = []
         where = f"{self.path}"
         names = set(self.states)
@@ -239,6 +303,31 @@ class Flow:
 
         for attr in ("initial", "fallback", "emergency", "after_handoff"):
             need_state(getattr(self, attr), self.line, attr)
+        if self.intents:
+            need_state(self.resume, self.line, "resume")
+        known = {*intents, *(label.split(".", 1)[0] for label in intents), *INTENTS_WITHOUT_MODEL}
+
+        def check_actions(table, where_name):
+            for name, act in table.items():
+                if intents and name not in known:
+                    line = act.line if act else self.line
+                    problems.append(f"{where}:{line}: {where_name}: unknown intent {name!r}")
+                if act is None:
+                    if name == "danger_now":
+                        problems.append(f"{where}:{self.line}: {where_name}: danger_now cannot be turned off")
+                    continue
+                for key in act.say:
+                    need_key(key, act.line)
+                if act.to:
+                    need_state(act.to, act.line, f"{where_name} intent {name}")
+                for eff in act.effects:
+                    if eff["name"] not in EFFECTS:
+                        problems.append(f"{where}:{act.line}: unknown effect {eff['name']!r}")
+
+        check_actions(self.intents, "intents")
+        for name in ("danger_now", *INTENTS_WITHOUT_MODEL):
+            if self.intents and name not in self.intents:
+                problems.append(f"{where}:{self.line}: intents: no default action for {name}")
         for g in self.globals:
             if g.to:
                 need_state(g.to, g.line, f"global {g.id}")
@@ -261,6 +350,7 @@ class Flow:
             for eff in state.effects:
                 if eff["name"] not in EFFECTS:
                     problems.append(f"{where}:{state.line}: unknown effect {eff['name']!r}")
+            check_actions(state.intents, f"state {state.name}")
             if state.input and state.input not in INPUT_KINDS:
                 problems.append(f"{where}:{state.line}: state {state.name}: unknown input {state.input!r}")
             if state.input and not state.branches:
@@ -279,6 +369,7 @@ class Flow:
 
         reached, todo = set(), deque([self.initial, self.fallback, self.emergency, self.after_handoff])
         todo.extend(g.to for g in self.globals if g.to)
+        todo.extend(a.to for a in self.intents.values() if a.to)
         while todo:
             name = todo.popleft()
             if name in reached or name not in self.states:

@@ -48,8 +48,15 @@ class Chat:
 
 # What a texter sends to move on from a free-input state.
 SAMPLE_INPUT = {"any": ["hi"], "zip": ["93305"], "age": ["16"], "text": ["a van behind the motel", "done"]}
-# Ways into a state that no option leads to: a miss twice (the fallback) and an emergency.
-DETOURS = (["zzz", "zzz"], [EMERGENCY["en"]])
+# Ways into a state that no option leads to: a miss twice (the fallback), an emergency, and what the
+# intent model hears in a texter's own words (a disclosure, a missing child, another language).
+DETOURS = (["zzz", "zzz"], [EMERGENCY["en"]], ["my boss keeps my passport and says i owe him"],
+           ["my 14 year old daughter has not come home since friday"], ["kailangan ko ng tulong, hindi ako makaalis"])
+# The same detours in Spanish, for routes taken in Spanish (a sentence in English would switch the language).
+IN_SPANISH = {
+    "my boss keeps my passport and says i owe him": "el patrón tiene mi pasaporte y dice que le debo",
+    "my 14 year old daughter has not come home since friday": "mi hija de 14 años no ha vuelto a casa desde el viernes",
+}
 
 
 def resting_states() -> list[str]:
@@ -94,7 +101,7 @@ def reach(chat: Chat, state: str, lang: str) -> None:
     else:
         route = routes()[state]
         for text in [FIRST[lang], *route[1:]] if route else []:
-            chat.send(text)
+            chat.send(IN_SPANISH.get(text, text) if lang == "es" else text)
     assert chat.conv.state == state
     assert chat.conv.lang == lang or state == FLOW.initial  # a first message decides the language
 
@@ -317,7 +324,7 @@ def test_a_wrong_zip_is_asked_again_then_a_right_one_works(bad):
     chat = Chat()
     reach(chat, "ask_zip", "en")
     step = chat.send(bad)
-    assert chat.conv.state == "ask_zip" and step.keys == ["not_understood", "ask_zip"]
+    assert chat.conv.state == "ask_zip" and step.keys == ["ask_zip"]  # asked again, no guessing
     chat.send("93305")
     assert chat.conv.state == "after_info" and chat.conv.slots["zip"] == "93305"
 
@@ -391,12 +398,15 @@ def test_every_opt_out_word_from_every_state_then_silence_until_start(state, wor
     step = chat.send(word.upper())
     assert step.keys == ["stopped"] and [e.name for e in step.effects] == ["opt_out"]
     assert chat.conv.opted_out
-    for later in ("hi", "1", "help", "menu", "delete", EMERGENCY["en"]):
+    for later in ("hi", "1", "help", "menu", "delete"):
         assert chat.send(later).replies == []
+    # Silent after STOP, but danger still reaches the counsellors (who see the texter opted out).
+    step = chat.send(EMERGENCY["en"])
+    assert step.replies == [] and step.level == "emergency" and [e.name for e in step.effects] == ["emergency_alert"]
     step = chat.send(sorted(START_WORDS)[len(word) % 2].upper())
     assert step.keys == ["restarted"] and not chat.conv.opted_out
-    # Back to the start; someone who was in line for a counsellor keeps their place.
-    assert chat.send("hi").keys == (["waiting_reassure"] if chat.conv.handoff else ["welcome"])
+    # Back to the start; someone in line keeps their place, and after that danger is answered every time.
+    assert chat.send("hi").keys == (["emergency_waiting"] if chat.conv.handoff else ["welcome"])
 
 
 @pytest.mark.parametrize("sentence", ["I want to stop working here", "please stop him", "stop it", "end this",
@@ -442,6 +452,10 @@ def test_emergency_from_every_state(state, lang):
     assert step.effect("emergency_alert") is not None
     if in_line:
         assert step.effect("request_handoff").params["reason"] == "emergency"
+        return
+    if state == FLOW.emergency:
+        # Told 911 already and writing of danger again: they are put in line for a counsellor now.
+        assert step.effect("request_handoff").params["reason"] == "emergency" and chat.conv.consent is True
         return
     assert chat.conv.state == FLOW.emergency and step.keys[-1] == "emergency_offer"
     step = chat.send("1")
@@ -510,13 +524,14 @@ SOURCED_NUMBERS = {
     "(661) 327-1091", "(661) 631-6011", "(760) 375-6049", "(661) 861-3110", "(800) 861-3110", "(661) 327-7111",
 }
 EXAMPLE_ZIP = "93305"  # the "for example" ZIP code in ask_zip, not a number to call
+NOT_NUMBERS = {EXAMPLE_ZIP, "200"}  # and "200+ languages" in other_language
 
 
 def test_every_number_in_the_catalogs_is_sourced():
     digits = re.compile(r"\(\d{3}\) \d{3}-\d{4}|\b\d(?:-\d+)+\b|\b\d{3,}\b")
     for lang, texts in CATALOG.texts.items():
         for key, message in texts.items():
-            found = set(digits.findall(message)) - {EXAMPLE_ZIP}
+            found = set(digits.findall(message)) - NOT_NUMBERS
             assert found <= SOURCED_NUMBERS, f"{lang}.yaml {key}: {found - SOURCED_NUMBERS}"
     assert {"911", "988", "1-888-373-7888", "233733", "1-800-786-2929", "66008", "2-1-1"} <= catalog_numbers()
 

@@ -1,0 +1,128 @@
+"""The intent model: the pure scorer agrees with scikit-learn, the committed model is what the examples
+give, and the held-out figures meet their targets (tests/data: a split kept apart from the examples)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from flows import nlu_train as training
+from flows.engine import DANGER
+from flows.nlu import MODEL_PATH, IntentModel, ModelError, Reading, fold, ngrams, script_is_other
+from flows.triage import Triage
+
+DATA = Path(__file__).parents[1] / "data"
+HELDOUT = training.read_tsv(DATA / "intents_heldout.tsv")
+FRESH = training.read_tsv(DATA / "intents_fresh.tsv")
+MODEL = IntentModel.load()
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return training.fit(training.load_examples())
+
+
+def test_the_pure_scorer_agrees_with_scikit_learn_on_every_held_out_line(fitted):
+    vectorizer, intents, langs = fitted
+    model = IntentModel(training.export(vectorizer, intents, langs))
+    texts = [r["text"] for r in HELDOUT + FRESH]
+    matrix = vectorizer.transform(texts)
+    expected, expected_lang = intents.predict_proba(matrix), langs.predict_proba(matrix)
+    for i, text in enumerate(texts):
+        if script_is_other(text):
+            continue  # read by its script alone, before the model
+        got = model.read(text)
+        probs = dict(got.ranked)
+        assert got.intent == intents.classes_[expected[i].argmax()], text
+        assert max(abs(probs[c] - expected[i][j]) for j, c in enumerate(intents.classes_)) < 1e-4, text
+        assert got.lang == langs.classes_[expected_lang[i].argmax()], text
+
+
+def test_the_committed_model_is_what_the_examples_give(fitted):
+    committed = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    fresh = json.loads(json.dumps(training.export(*fitted)))
+    assert committed == fresh, "flows/intents/model.json is out of date: run `helpline nlu train`"
+
+
+def test_no_held_out_line_is_a_training_example():
+    examples = {" ".join(fold(e.text).split()) for e in training.load_examples()}
+    leaked = [r["text"] for r in HELDOUT if " ".join(fold(r["text"]).split()) in examples]
+    assert not leaked
+
+
+def _recall(rows, intent, hit=lambda r, reading: False):
+    mine = [r for r in rows if r["intent"].split(".")[0] == intent]
+    found = [r for r in mine if MODEL.read(r["text"]).name == intent or hit(r, MODEL.read(r["text"]))]
+    return len(found) / len(mine)
+
+
+def test_held_out_split_meets_the_targets():
+    report = training.evaluate(MODEL, HELDOUT, "heldout")
+    assert report.macro_f1 >= 0.90, report.text
+    for intent in ("not_safe_now", "disclosure"):
+        assert report.per_label[intent][1] >= 0.90, report.text
+    for lang in ("en", "es"):
+        part = [r for r in HELDOUT if r["lang"] == lang]
+        assert training.evaluate(MODEL, part, lang).macro_f1 >= 0.85
+
+
+def test_danger_is_heard_by_either_reader():
+    """danger_now recall >= 0.97 on the held-out split, counting what triage's lexicon hears too."""
+    triage = Triage.load()
+    danger = [r for r in HELDOUT if r["intent"].startswith("danger_now")]
+    heard = [r for r in danger
+             if triage.assess(r["text"]).level == "emergency"
+             or (MODEL.read(r["text"]).name == "danger_now" and MODEL.read(r["text"]).confidence >= DANGER)]
+    assert len(heard) / len(danger) >= 0.97, [r["text"] for r in danger if r not in heard]
+
+
+@pytest.mark.parametrize("path", sorted(DATA.glob("triage_*.tsv")), ids=lambda p: p.stem)
+def test_the_model_adds_no_false_emergencies_to_the_triage_sets(path):
+    rows = training.read_tsv(path)
+    normal = [r["text"] for r in rows if r["level"] == "normal"]
+    false = [t for t in normal
+             if MODEL.read(t).name == "danger_now" and MODEL.read(t).confidence >= DANGER
+             and Triage.load().assess(t).level != "emergency"]
+    assert len(false) / max(1, len(normal)) <= 0.05, false
+
+
+def test_languages_are_told_apart():
+    accuracy, mistakes = training.language_accuracy(MODEL, training.read_tsv(DATA / "language_fresh.tsv"))
+    assert accuracy >= 0.85, mistakes
+    # The costly mistake: English or Spanish taken for another language.
+    assert sum(n for (truth, got), n in mistakes.items() if truth != "other" and got == "other") <= 3, mistakes
+
+
+@pytest.mark.parametrize("text", ["ਮੈਨੂੰ ਮਦਦ ਚਾਹੀਦੀ ਹੈ", "أحتاج مساعدة من فضلك", "我需要帮助"])
+def test_other_scripts_are_another_language(text):
+    assert MODEL.read(text).lang == "other"
+
+
+def test_ngrams_fold_case_accents_and_letter_runs():
+    assert ngrams("AYÚDAME") == ngrams("ayudame")
+    assert ngrams("pleeeease") == ngrams("pleease")
+    assert ngrams("don’t") == ngrams("dont")
+
+
+def test_an_unknown_or_empty_message_reads_as_nothing():
+    assert MODEL.read("").confidence == 0.0
+    assert MODEL.read("𝄞𝄞𝄞").intent == "unclear"
+
+
+@pytest.mark.parametrize("doc", [{}, {"labels": ["a"], "langs": ["en"]}, {
+    "labels": ["a", "b"], "langs": ["en", "es", "other"], "ngram_range": [2, 5],
+    "intercept": [0, 0], "lang_intercept": [0, 0, 0], "features": {" a": [1.0, [1, 2]]}}])
+def test_a_broken_model_file_is_refused(doc):
+    with pytest.raises(ModelError):
+        IntentModel(doc)
+
+
+def test_a_missing_model_file_is_refused(tmp_path):
+    with pytest.raises(ModelError):
+        IntentModel.load(tmp_path / "none.json")
+
+
+def test_reading_probability_of_an_intent_with_kinds():
+    reading = Reading("find_help.food", 0.6, (("find_help.food", 0.6), ("runaway", 0.3)), "en", 1.0)
+    assert reading.name == "find_help" and reading.probability("find_help") == 0.6
