@@ -226,7 +226,7 @@ def choices(conv: Conversation | None) -> list[dict]:
 
     meanings = conv.slots.get("_clarify")
     if meanings:  # "Did you mean: 1 …, 2 …? Or 3 a person": the same three as buttons
-        texts = [engine.catalog.render(lang, f"meaning_{m}") for m in meanings] + [label("counsellor")]
+        texts = [engine.meaning(lang, m) for m in meanings] + [label("counsellor")]
         return [{"send": str(n), "label": text[:1].upper() + text[1:]} for n, text in enumerate(texts, start=1)]
     state = engine.flow.states.get(conv.state)
     if state is None or not state.options:

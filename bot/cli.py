@@ -240,7 +240,7 @@ def nlu_eval(folder):
             alone = triage.assess(r["text"]).level == "emergency"
             reading = model.read(r["text"])
             found["lexicon"].append(alone)
-            found["both"].append(alone or (reading.name == "danger_now" and reading.confidence >= DANGER))
+            found["both"].append(alone or reading.probability("danger_now") >= DANGER)
         figures = []
         for how, hits in found.items():
             emerg = [h for h, r in zip(hits, rows) if r["level"] == "emergency"]

@@ -225,7 +225,7 @@ class FlowEngine:
         if self.triage is not None:
             found = self.triage.assess(text)
             level, matched, self_harm = found.level, tuple(found.matched), found.self_harm
-        if reading.name == "danger_now" and reading.confidence >= DANGER:
+        if reading.probability("danger_now") >= DANGER:
             if level != "emergency":
                 matched += ("intent:" + reading.intent,)
             level = "emergency"
@@ -275,17 +275,17 @@ class FlowEngine:
             return step
         if conv.handoff == "active":
             return step  # the counsellor answers; the bot is silent
+        if intent.startswith("trust_question") or intent == "other_language":
+            action = self.flow.action(self.flow.states[conv.state], intent)
+            for key in action.say if action is not None else ():
+                self._say(step, conv, key)
+            if intent == "other_language":
+                self._say(step, conv, "other_language")
         if conv.risk == "emergency":
             self._say(step, conv, "emergency_waiting")  # never silence after danger
             return step
-        if intent.startswith("trust_question") or intent == "other_language":
-            action = self.flow.action(self.flow.states[conv.state], intent)
-            if action is not None:
-                for key in action.say:
-                    self._say(step, conv, key)
-                if intent == "other_language":
-                    self._say(step, conv, "other_language")
-                return step
+        if step.replies:
+            return step
         if conv.updated_at - conv.reassured_at >= REASSURE_EVERY:
             conv.reassured_at = conv.updated_at
             self._say(step, conv, "waiting_reassure")
@@ -309,7 +309,9 @@ class FlowEngine:
 
     def _ask_again(self, step: Step, conv: Conversation) -> None:
         state = self.flow.states[conv.state]
-        if state.say and not state.next and state.name != self.flow.initial:
+        if state.name == self.flow.emergency:
+            self._say(step, conv, "emergency_followup")  # told 911 once: every answer says it again
+        elif state.say and not state.next and state.name != self.flow.initial:
             self._say(step, conv, state.say)
 
     def _answer(self, step: Step, conv: Conversation, text: str, word: str, reading: Reading, intent: str) -> Step:
@@ -322,7 +324,8 @@ class FlowEngine:
         # The state's own answers come first, then the commands that work everywhere; a
         # first message always gets the welcome, whatever it says.
         opt = _pick(state, word) if state.options else None
-        if opt is not None:
+        if opt is not None and (word in opt.words or not self._heard(state, intent)):
+            # "no puedo hablar ahorita" starts with "no", but says more: the whole message wins.
             return self._take_option(step, conv, state, opt)
         if state.name != self.flow.initial:
             command = self._command(word)
@@ -334,7 +337,7 @@ class FlowEngine:
                 conv.misses = 0
                 self._fire(step, conv, "answer")
                 return step
-        if intent and self.flow.action(state, intent) is not None:
+        if self._heard(state, intent):
             if state.input == "any":
                 return self._first_contact(step, conv, state, intent, word)
             return self._act(step, conv, state, intent, word)
@@ -352,6 +355,10 @@ class FlowEngine:
             if opt is not None:
                 return self._take_option(step, conv, state, opt)
         return self._miss(step, conv, state, reading, word)
+
+    def _heard(self, state: State, intent: str) -> bool:
+        """Does this state do something with a (confident) intent?"""
+        return bool(intent) and self.flow.action(state, intent) is not None
 
     def _take_option(self, step: Step, conv: Conversation, state: State, opt) -> Step:
         conv.misses = 0
@@ -417,12 +424,13 @@ class FlowEngine:
         meanings = self._meanings(state, reading) if guess else []
         if meanings:
             conv.slots["_clarify"] = meanings
-            first, second = (self._render(conv, "meaning_" + m, {}) for m in meanings)
+            first, second = (self.meaning(conv.lang, m) for m in meanings)
             step.keys.append("clarify")
             step.replies.append(self._render(conv, "clarify", {"first": first, "second": second}))
             return step
-        if not any(ch.isalnum() for ch in word):
-            self._say(step, conv, "not_understood")  # empty, or nothing we can read: say so plainly
+        if not any(ch.isalnum() for ch in word) and conv.risk == "normal":
+            # Empty, or nothing we can read: say so plainly (never to someone who wrote of abuse or danger).
+            self._say(step, conv, "not_understood")
         self._ask_again(step, conv)
         return step
 
@@ -431,17 +439,28 @@ class FlowEngine:
         when the message says too little to guess from (then the state's question is asked again)."""
         if reading.intent == "unclear" or reading.confidence < GUESS:
             return []
-        lang = "en"
-        out = []
+        out, shown = [], set()
         for label, _ in reading.ranked:
-            name = label if self.catalog.has(lang, "meaning_" + label) else label.split(".", 1)[0]
-            if (name in NOT_OFFERED or name in out
-                    or not self.catalog.has(lang, "meaning_" + name) or self.flow.action(state, label) is None):
+            if label.split(".", 1)[0] in NOT_OFFERED or self.flow.action(state, label) is None:
                 continue
-            out.append(name)
+            key = self._meaning_key(label)
+            if key is None or key in shown:
+                continue
+            out.append(label)
+            shown.add(key)
             if len(out) == 2:
                 return out
         return []
+
+    def _meaning_key(self, label: str) -> str | None:
+        for key in (f"meaning_{label}", f"meaning_{label.split('.', 1)[0]}"):
+            if self.catalog.has("en", key):
+                return key
+        return None
+
+    def meaning(self, lang: str, label: str) -> str:
+        """How a meaning is offered in "Did you mean…" (and on the web chat's buttons)."""
+        return self.catalog.render(lang, self._meaning_key(label) or "meaning_find_help")
 
     def _take_input(self, state: State, conv: Conversation, text: str, word: str) -> bool | None:
         """Store a free answer. True: move on; False: kept, stay; None: not understood."""
@@ -585,11 +604,15 @@ def clean(text: str) -> str:
 
 
 def first_language(reading: Reading, word: str) -> str:
-    """The language to answer a first message in: the one it is written in (the model's language head,
-    the word lists when the model is unsure)."""
+    """The language to answer a first message in: the one it is written in (the model's language head;
+    the word lists when the model is unsure and they can tell; else the model's best guess)."""
     if reading.lang in ("en", "es") and reading.lang_confidence >= 0.75:
         return reading.lang
-    return "es" if _looks_spanish(word) else "en"
+    tokens = set(word.replace(",", " ").replace("¿", " ").replace("¡", " ").split())
+    spanish, english = len(tokens & SPANISH_HINTS), len(tokens & ENGLISH_HINTS)
+    if spanish != english:
+        return "es" if spanish > english else "en"
+    return reading.lang if reading.lang == "es" else "en"
 
 
 def _looks_spanish(word: str) -> bool:

@@ -40,6 +40,7 @@ def fold(text: str) -> str:
     """The form both training and scoring read: case, accents, apostrophes and letter runs folded."""
     text = _APOSTROPHES.sub("", text.casefold())
     if not text.isascii():
+        text = text.replace("\U0001f198", " sos ")  # 🆘, the emoji people send for help
         text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
         text = unicodedata.normalize("NFC", text)
     return _RUNS.sub(r"\1\1", text)  # "pleeease" and "pleease" are one spelling
@@ -87,7 +88,8 @@ class Reading:
         return self.intent.split(".", 1)[0]
 
     def probability(self, label: str) -> float:
-        return next((p for name, p in self.ranked if name == label or name.startswith(label + ".")), 0.0)
+        """How likely the label is: an intent's kinds together ("danger_now" and "danger_now.self_harm")."""
+        return sum(p for name, p in self.ranked if name == label or name.startswith(label + "."))
 
 
 NOTHING = Reading("unclear", 0.0, (), "en", 0.0, 0)

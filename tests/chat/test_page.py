@@ -238,3 +238,36 @@ def test_screenshots(site, browser, tmp_path):
     if target:
         for p in shots:
             shutil.copy(p, os.path.join(target, p.name))
+
+
+def test_stop_end_quit_cancel_are_ordinary_words_in_the_web_chat(app, site, browser, visitor):
+    """A web page has no carrier: "stop" does not opt the visitor out, and danger afterwards is heard."""
+    page = visitor
+    open_chat(page, site + "/chat")
+    log = page.get_by_role("log")
+    box = page.get_by_label("Your message")
+    for word in ("stop", "end", "quit", "cancel"):
+        before = page.locator("#log .msg-bot").count()
+        box.fill(word)
+        box.press("Enter")
+        expect(page.locator("#log .msg-bot")).to_have_count(before + 1)  # answered, never silence
+        expect(log).not_to_contain_text("any more messages")
+    box.fill("he has a gun and says he will kill me")
+    box.press("Enter")
+    expect(log).to_contain_text("call 911")
+    box.fill("1")
+    box.press("Enter")
+    expect(log).to_contain_text("in line")
+
+    with app.app_context():
+        accounts.add(app.extensions["redis"], "ana", PASSWORD)
+    counsellor = browser.new_context()
+    desk = counsellor.new_page()
+    desk.goto(site + "/console/signin")
+    desk.get_by_label("Name").fill("ana")
+    desk.get_by_label("Password").fill(PASSWORD)
+    desk.get_by_role("button", name="Sign in").click()
+    row = desk.locator("#queue tr[data-conv]")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("emergency")
+    counsellor.close()

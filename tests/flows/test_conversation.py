@@ -111,7 +111,9 @@ def question(conv: Conversation) -> str | None:
     state = FLOW.states[conv.state]
     if conv.handoff or not state.say or state.name == FLOW.initial:
         return None
-    return CATALOG.render(conv.lang, state.say, name=NAME)
+    # Told 911 once: the emergency state's question is the short 911 answer again.
+    key = "emergency_followup" if state.name == FLOW.emergency else state.say
+    return CATALOG.render(conv.lang, key, name=NAME)
 
 
 def text(lang: str, key: str, **values) -> str:

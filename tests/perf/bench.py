@@ -61,6 +61,8 @@ TARGETS = {
     "long_conversation_ratio": ("500th message ≤ 1.2× the 5th", lambda v: v <= 1.2),
     "emergency_to_console_s": ("emergency → console < 1 s", lambda v: v < 1.0),
     "queue_listing_ms": ("queue listing < 50 ms at 10,000 waiting", lambda v: v < 50),
+    "intent_us": ("intent layer ≤ 150 µs per message", lambda v: v <= 150),
+    "intent_mb": ("intent layer ≤ 15 MB per web process", lambda v: v <= 15),
 }
 
 
@@ -390,6 +392,38 @@ def queue_listing(app, port: int, session, page: int = 50, runs: int = 30) -> di
     return out
 
 
+# What a web process pays for the intent layer: the model, rapidfuzz, and one message read (RSS in MB).
+_INTENT_MEMORY = """
+import gc, json, sys
+def rss(): return int(open("/proc/self/statm").read().split()[1]) * 4096 / 1e6
+import flows.engine, flows.spec, flows.triage  # what a web process holds anyway
+gc.collect(); before = rss()
+from flows.nlu import IntentModel
+import rapidfuzz.process, rapidfuzz.fuzz
+IntentModel.load().read("my boss keeps my ID and says I owe him")
+gc.collect(); print(json.dumps(rss() - before))
+"""
+
+
+def intent_layer(rounds: int = 5) -> dict:
+    """CPU per message of reading intent and language (the held-out lines, as texters wrote them), and memory."""
+    from flows.nlu import IntentModel
+    from flows.nlu_train import read_tsv
+
+    model = IntentModel.load()
+    data = Path(__file__).parents[1] / "data"
+    texts = [r["text"] for name in ("intents_heldout", "intents_fresh") for r in read_tsv(data / f"{name}.tsv")]
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.process_time()
+        for text in texts:
+            model.read(text)
+        best = min(best, (time.process_time() - start) / len(texts))
+    memory = json.loads(subprocess.run([sys.executable, "-c", _INTENT_MEMORY], capture_output=True, text=True,
+                                       check=True).stdout)
+    return {"us_per_message": round(best * 1e6, 1), "messages": len(texts), "rss_mb": round(memory, 1)}
+
+
 def console_session(app, port: int):
     """A signed-in supervisor's browser session on the running app, or None when there is no console yet."""
     import requests
@@ -439,7 +473,8 @@ def main(argv=None) -> int:
     os.environ.update({k: env[k] for k in ("REDIS_URL", "TWILIO_AUTH_TOKEN", "PUBLIC_URL", "SECRET_KEY",
                                            "HELPLINE_DATA_KEY", "HELPLINE_HASH_KEY", "SMS_RATE_LIMIT")})
     client = redis.Redis.from_url(url)
-    results: dict = {"machine": {"cores": os.cpu_count(), "gunicorn": " ".join(WORKERS)},
+    intents = intent_layer()
+    results: dict = {"intent_layer": intents, "machine": {"cores": os.cpu_count(), "gunicorn": " ".join(WORKERS)},
                      "load": {"texters": args.texters * args.rounds, "rounds": args.rounds,
                               "concurrency": args.concurrency}}
     warmup = texters(20, seed=1)
@@ -513,6 +548,8 @@ def main(argv=None) -> int:
         "emergency_to_console_s": max(results["emergency_to_console"].get("view_max_ms", 0),
                                       results["emergency_to_console"]["event_max_ms"]) / 1000,
         "queue_listing_ms": max(results["queue_listing"]["store_p50_ms"], results["queue_listing"].get("view_p50_ms", 0)),
+        "intent_us": results["intent_layer"]["us_per_message"],
+        "intent_mb": results["intent_layer"]["rss_mb"],
     }
     results["targets"] = {name: {"target": TARGETS[name][0], "value": round(value, 3), "pass": TARGETS[name][1](value)}
                           for name, value in measured.items()}
@@ -554,6 +591,9 @@ def print_table(r: dict) -> None:
     print(f"  messages {lc['early'][0]}-{lc['early'][1]} of a conversation {lc['5th_ms']} ms, "
           f"messages {lc['late'][0]}-{lc['late'][1]} {lc['500th_ms']} ms ({lc['ratio']}×)")
     q = r["queue_listing"]
+    il = r["intent_layer"]
+    print(f"  intent layer: {il['us_per_message']} µs CPU per message ({il['messages']} held-out lines), "
+          f"{il['rss_mb']} MB per process")
     print(f"  queue listing at {q['depth']} waiting: store {q['store_p50_ms']} ms"
           + (f", console view {q['view_p50_ms']} ms" if "view_p50_ms" in q else "")
           + f"; {q['memory_per_waiting_conversation_bytes']} bytes per waiting conversation\n")
