@@ -195,7 +195,7 @@ def nlu_train(check):
     doc = training.train()
     if check:
         kept = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
-        if kept != json.loads(json.dumps(doc)):
+        if not training.same_model(kept, json.loads(json.dumps(doc))):
             click.echo(f"{MODEL_PATH} is out of date: run `helpline nlu train`", err=True)
             sys.exit(1)
         click.echo("model up to date")
@@ -212,6 +212,8 @@ def nlu_eval(folder):
 
     from flows import nlu_train as training
     from flows.engine import CONFIDENT, DANGER
+
+    from .extensions import flow_engine
     from flows.nlu import IntentModel
     from flows.triage import Triage
 
@@ -227,7 +229,14 @@ def nlu_eval(folder):
             part = [r for r in rows if r["lang"] == lang]
             click.echo(f"  {lang}: macro F1 {training.evaluate(model, part, name).macro_f1:.3f} ({len(part)} lines)")
         sure = [model.read(r["text"]).confidence >= CONFIDENT for r in rows]
-        click.echo(f"  acted on (confidence >= {CONFIDENT}): {sum(sure) / len(rows):.1%}; the rest are asked\n")
+        click.echo(f"  acted on (confidence >= {CONFIDENT}): {sum(sure) / len(rows):.1%}; the rest are asked")
+        engine = flow_engine("Help line")
+        for intent in ("not_safe_now", "danger_now"):
+            mine = [r for r in rows if r["intent"].split(".")[0] == intent]
+            heard = [r for r in mine if engine.decide(model.read(r["text"])) == intent
+                     or (intent == "danger_now" and model.read(r["text"]).probability(intent) >= DANGER)]
+            click.echo(f"  {intent} as the engine hears it: recall {len(heard) / max(1, len(mine)):.1%}")
+        click.echo("")
     lang_path = folder / "language_fresh.tsv"
     if lang_path.exists():
         accuracy, mistakes = training.language_accuracy(model, training.read_tsv(lang_path))
@@ -237,10 +246,11 @@ def nlu_eval(folder):
         rows = training.read_tsv(path)
         found = {"lexicon": [], "both": []}
         for r in rows:
-            alone = triage.assess(r["text"]).level == "emergency"
-            reading = model.read(r["text"])
+            assessed = triage.assess(r["text"])
+            alone = assessed.level == "emergency"
             found["lexicon"].append(alone)
-            found["both"].append(alone or reading.probability("danger_now") >= DANGER)
+            found["both"].append(alone or (model.read(r["text"]).probability("danger_now") >= DANGER
+                                           and not assessed.denied))
         figures = []
         for how, hits in found.items():
             emerg = [h for h, r in zip(hits, rows) if r["level"] == "emergency"]

@@ -5,6 +5,7 @@ web side (bot.engine) loads and saves the record and carries the effects out.
 """
 from __future__ import annotations
 
+import re
 import threading
 import unicodedata
 from dataclasses import dataclass, field
@@ -23,16 +24,24 @@ REASSURE_EVERY = 600.0  # seconds: at most one "still waiting" reply per ten min
 # How sure the intent model must be before its reading is acted on; below it the bot asks which of the
 # two likeliest meanings was meant. Chosen on the held-out split (tests/data/intents_heldout.tsv).
 CONFIDENT = 0.5
-# A message the model alone reads as danger is an emergency from this probability on: chosen so that
-# no normal line of the labelled triage sets becomes an emergency (`helpline nlu eval` prints both).
-DANGER = 0.6
+# A message the model alone reads as danger (its two danger labels together) is an emergency from this
+# probability on, unless the triage lexicon saw the danger words negated. Chosen with `helpline nlu eval`:
+# at 0.45 the labelled triage sets' normal lines stay under 5 % emergencies; from GUESS up to here the
+# texter is asked plainly whether they are safe, with 911 and 988 (`danger_check`).
+DANGER = 0.45
 # A later message switches the reply language only when it is this clearly the other one and has words enough.
 SWITCH_LANG, SWITCH_WORDS = 0.9, 3
 # Intents the bot never offers as a meaning to choose from: they are not something a texter asks for.
 NOT_OFFERED = frozenset({"unclear", "greeting", "thanks_bye", "danger_now", "want_person", "yes", "no"})
 # Below CONFIDENT, a reading this likely is worth a "Did you mean…"; one less likely says too little.
 GUESS = 0.35
+MEANING = 0.1  # and each meaning offered must be at least this likely
 OTHER_LANG = 0.8  # the language head's confidence before "we have interpreters" is the answer
+# Someone who said it is not safe to talk is answered that way when the model thinks it this likely,
+# even if something else is likelier: a wrong discreet line costs one more message, a missed one more.
+NOT_SAFE = 0.3
+# Replies that say nothing new: after "he is next to me" they get no answer, and the quiet stays.
+ACKNOWLEDGEMENTS = frozenset({"yes", "thanks_bye", "greeting", "unclear", ""})
 # Carrier opt-out words are an SMS rule (Twilio's and the carriers'); a web page has no carrier.
 CARRIER_CHANNELS = frozenset({"sms", "whatsapp", "cli"})
 
@@ -58,7 +67,7 @@ ENGINE_KEYS = (
     "stopped", "restarted", "confirm_delete", "erased", "not_erased", "not_understood",
     "emergency", "emergency_self_harm", "waiting_reassure", "resource_text", "resource_miles",
     "resources_none", "language_set", "text_more", "not_safe_now", "clarify", "emergency_followup",
-    "emergency_waiting",
+    "emergency_waiting", "danger_check",
 )
 
 
@@ -150,6 +159,7 @@ class FlowEngine:
             conv.lang = reading.lang  # they wrote a sentence in the other language: answer in it
         conv.updated_at = now
         conv.messages += 1
+        clarify = conv.slots.pop("_clarify", None)  # "Did you mean…" holds for the very next message only
 
         carrier = conv.channel in CARRIER_CHANNELS
         if carrier and word in STOP_WORDS:
@@ -174,8 +184,7 @@ class FlowEngine:
             return step
         confirming = conv.slots.pop("_confirm_delete", False)
         if danger:
-            conv.slots.pop("_clarify", None)
-            return self._emergency(step, conv, self_harm=self_harm)
+            return self._emergency(step, conv, text, self_harm=self_harm)
         if raised and conv.handoff == "waiting":
             step.effects.append(Effect("request_handoff", {"reason": "triage"}))
 
@@ -191,15 +200,17 @@ class FlowEngine:
             self._say(step, conv, "confirm_delete")
             return step
 
-        intent = self._intent(reading)
+        intent = self.decide(reading)
         step.intent = intent
         if intent == "not_safe_now":
             conv.slots["quiet"] = True  # nobody texts them first until they write again
-        else:
-            conv.slots.pop("quiet", None)
+        elif conv.slots.get("quiet"):
+            if len(word.split()) <= 2 and (intent in ACKNOWLEDGEMENTS or not any(ch.isalnum() for ch in word)):
+                return step  # "ok", "👍" after "he is next to me": nothing that lights up the phone
+            del conv.slots["quiet"]
         if conv.handoff:
-            return self._in_handoff(step, conv, word, intent)
-        return self._answer(step, conv, text, word, reading, intent)
+            return self._in_handoff(step, conv, word, intent, reading)
+        return self._answer(step, conv, text, word, reading, intent, clarify)
 
     def read(self, text: str) -> Reading:
         """The intent model's reading of a message (nothing, without a model)."""
@@ -221,11 +232,12 @@ class FlowEngine:
     def _danger(self, step: Step, conv: Conversation, text: str, reading: Reading) -> tuple[bool, bool, bool]:
         """Is this message an emergency (triage's lexicon or the intent model), about self-harm, and did
         it raise the conversation's risk?"""
-        level, matched, self_harm = "normal", (), False
+        level, matched, self_harm, denied = "normal", (), False, False
         if self.triage is not None:
             found = self.triage.assess(text)
-            level, matched, self_harm = found.level, tuple(found.matched), found.self_harm
-        if reading.probability("danger_now") >= DANGER:
+            level, matched, self_harm, denied = found.level, tuple(found.matched), found.self_harm, found.denied
+        # "i don't want to die": the lexicon saw the danger words negated, and the model does not read negation.
+        if reading.probability("danger_now") >= DANGER and not denied:
             if level != "emergency":
                 matched += ("intent:" + reading.intent,)
             level = "emergency"
@@ -236,17 +248,22 @@ class FlowEngine:
         raised = conv.raise_risk(level, matched)
         return level == "emergency", self_harm, raised
 
-    def _emergency(self, step: Step, conv: Conversation, self_harm: bool) -> Step:
+    def _emergency(self, step: Step, conv: Conversation, text: str, self_harm: bool) -> Step:
         self._say(step, conv, "emergency")
         if self_harm:
             self._say(step, conv, "emergency_self_harm")
         step.effects.append(Effect("emergency_alert"))
+        state = self.flow.states[conv.state]
+        if state.input == "text" and not conv.handoff:
+            # A report of someone else in danger: 911 and the alert, and the report goes on being taken.
+            self._take_input(state, conv, text, normalize(text))
+            self._say(step, conv, "text_more")
+            return step
         if conv.handoff:
             # Already queued or talking: move to the top, the counsellor sees why.
             step.effects.append(Effect("request_handoff", {"reason": "emergency"}))
             return step
         conv.misses = 0
-        state = self.flow.states[conv.state]
         action = self.flow.action(state, "danger_now")
         if action is not None and action.answer is not None:
             opt = _pick(state, action.answer)
@@ -258,13 +275,18 @@ class FlowEngine:
             self._fire(step, conv, "emergency")
         return step
 
-    def _intent(self, reading: Reading) -> str:
+    def decide(self, reading: Reading) -> str:
         """The intent acted on: the model's, when it is sure enough; "" when it is not."""
         if reading.lang == "other" and reading.lang_confidence >= OTHER_LANG and reading.words >= 2:
             return "other_language"  # one word ("banana", "ok") is too little to tell a language by
+        not_safe = reading.probability("not_safe_now")
+        if not_safe >= NOT_SAFE or (reading.name == "not_safe_now" and not_safe >= MEANING * 2):
+            return "not_safe_now"  # "…but i can't talk now": safety first, the rest can wait
+        if reading.name == "danger_now" and reading.confidence < CONFIDENT:
+            return ""
         return reading.intent if reading.confidence >= CONFIDENT else ""
 
-    def _in_handoff(self, step: Step, conv: Conversation, word: str, intent: str) -> Step:
+    def _in_handoff(self, step: Step, conv: Conversation, word: str, intent: str, reading: Reading) -> Step:
         """In line or with a counsellor: the counsellor answers; the bot answers only what cannot wait."""
         # HELP and a language switch are answered even in line or with a counsellor.
         command = self._command(word)
@@ -272,6 +294,9 @@ class FlowEngine:
             return self._global(step, conv, command)
         if intent == "not_safe_now":
             self._say(step, conv, "not_safe_now")  # and the counsellor sees "quiet": nothing is sent
+            return step
+        if conv.handoff == "waiting" and conv.risk != "emergency" and reading.probability("danger_now") >= GUESS:
+            self._say(step, conv, "danger_check")
             return step
         if conv.handoff == "active":
             return step  # the counsellor answers; the bot is silent
@@ -314,13 +339,14 @@ class FlowEngine:
         elif state.say and not state.next and state.name != self.flow.initial:
             self._say(step, conv, state.say)
 
-    def _answer(self, step: Step, conv: Conversation, text: str, word: str, reading: Reading, intent: str) -> Step:
+    def _answer(self, step: Step, conv: Conversation, text: str, word: str, reading: Reading, intent: str,
+                clarify: list[str] | None = None) -> Step:
         state = self.flow.states[conv.state]
-        clarify = conv.slots.pop("_clarify", None)
-        if clarify and word in CLARIFY_ANSWERS:
+        if clarify is not None and word in CLARIFY_ANSWERS:
             # "1" or "2" after "Did you mean…": the meaning they picked; "3": a person.
-            picked = [*clarify, "want_person"][CLARIFY_ANSWERS[word]]
-            return self._act(step, conv, state, picked, word)
+            choices = [*clarify, "want_person"]
+            if CLARIFY_ANSWERS[word] < len(choices):
+                return self._act(step, conv, state, choices[CLARIFY_ANSWERS[word]], word)
         # The state's own answers come first, then the commands that work everywhere; a
         # first message always gets the welcome, whatever it says.
         opt = _pick(state, word) if state.options else None
@@ -337,6 +363,14 @@ class FlowEngine:
                 conv.misses = 0
                 self._fire(step, conv, "answer")
                 return step
+        if intent == "danger_now":
+            # Likely danger, not sure enough for an emergency: yes where the state takes it as one (told
+            # 911 already, "please hurry"), else the plain question about their safety.
+            action = self.flow.action(state, intent)
+            opt = _pick(state, action.answer) if action is not None and action.answer and state.options else None
+            if opt is not None:
+                return self._take_option(step, conv, state, opt)
+            return self._miss(step, conv, state, reading, word)
         if self._heard(state, intent):
             if state.input == "any":
                 return self._first_contact(step, conv, state, intent, word)
@@ -418,6 +452,11 @@ class FlowEngine:
             conv.misses = 0
             self._fire(step, conv, "fallback")
             return step
+        if reading.probability("danger_now") >= GUESS:
+            # Perhaps danger, perhaps not: ask plainly, with 911 and 988, and a person on "1".
+            conv.slots["_clarify"] = []
+            self._say(step, conv, "danger_check")
+            return step
         # A question that wants a ZIP code, an age or a report is simply asked again: guesses at what
         # else the texter meant would only get in the way of the answer it needs.
         guess = state.name != self.flow.fallback and not state.input
@@ -440,7 +479,9 @@ class FlowEngine:
         if reading.intent == "unclear" or reading.confidence < GUESS:
             return []
         out, shown = [], set()
-        for label, _ in reading.ranked:
+        for label, p in reading.ranked:
+            if p < MEANING:
+                break
             if label.split(".", 1)[0] in NOT_OFFERED or self.flow.action(state, label) is None:
                 continue
             key = self._meaning_key(label)
@@ -476,10 +517,13 @@ class FlowEngine:
             conv.slots[state.slot] = found
             return True
         if kind == "age":
-            digits = "".join(ch for ch in word if ch.isdigit())
-            if not digits or not 5 <= int(digits) <= 120:
+            from .resources import ascii_digits
+
+            # The first number ("I am 16, born 2008"); "¹⁶" and "①⑥" are not digits here.
+            found = re.search(r"[0-9]+", ascii_digits(word))
+            if found is None or not 5 <= int(found.group()) <= 120:
                 return None
-            conv.slots[state.slot] = int(digits)
+            conv.slots[state.slot] = int(found.group())
             return True
         if kind == "text":
             if word in state.until:
@@ -606,8 +650,8 @@ def clean(text: str) -> str:
 def first_language(reading: Reading, word: str) -> str:
     """The language to answer a first message in: the one it is written in (the model's language head;
     the word lists when the model is unsure and they can tell; else the model's best guess)."""
-    if reading.lang in ("en", "es") and reading.lang_confidence >= 0.75:
-        return reading.lang
+    if reading.lang in ("en", "es") and reading.lang_confidence >= 0.75 and reading.words >= 2:
+        return reading.lang  # one word ("no", "delete", "👍") is too little to tell a language by
     tokens = set(word.replace(",", " ").replace("¿", " ").replace("¡", " ").split())
     spanish, english = len(tokens & SPANISH_HINTS), len(tokens & ENGLISH_HINTS)
     if spanish != english:
@@ -625,8 +669,8 @@ CLARIFY_ANSWERS = {"1": 0, "2": 1, "3": 2, "1️⃣": 0, "2️⃣": 1, "3️⃣"
 
 
 def _pick_fuzzy(state: State, word: str):
-    """An option word written with a typo ("councelor", "refugoi"): one close match or nothing."""
-    if not 4 <= len(word) <= 24 or " " in word.strip():
+    """An option word written with a typo ("councelor", "find hlep"): one close match or nothing."""
+    if not 4 <= len(word) <= 24:
         return None
     from rapidfuzz import fuzz, process
 
@@ -640,9 +684,9 @@ def _pick(state: State, word: str):
     for opt in state.options:
         if word in opt.words:
             return opt
-    # "1 yes", "2." or "1)" count as the first token's answer.
+    # "1 yes", "2." or "1)" count as the first token's answer; "2 guys are holding my cousin" does not.
     first = word.split(" ", 1)[0].strip(".):-") if word else ""
-    if first and first != word:
+    if first and first != word and len(word.split()) <= 2:
         for opt in state.options:
             if first in opt.words:
                 return opt

@@ -3,7 +3,7 @@
 The model is fitted by scikit-learn (`helpline nlu train`, flows/nlu_train.py) from the examples in
 flows/intents/*.yaml and written to flows/intents/model.json: the character n-grams it knows, each
 with its idf and the coefficients of two linear heads (the intents, and the language: en, es or
-other). This module scores that model directly: TF-IDF over `ngrams(text)`, L2-normalised, then
+other). This module scores that model directly: TF-IDF over `features(text)`, L2-normalised, then
 a dot product with each head and a softmax. That is exactly what scikit-learn's predict_proba computes
 (tests/flows/test_nlu.py proves it on every held-out line) without importing scikit-learn into the
 web process, which costs ~1 ms per message and ~110 MB.
@@ -19,7 +19,8 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 MODEL_PATH = HERE / "intents" / "model.json"
-MAX_CHARS = 600  # what the intent is read from; a long message's gist is in its start, and triage reads all
+FORMAT = 2  # the model file's layout and features; a file of another format is refused, not misread
+MAX_CHARS = 600  # what the intent is read from (its start and its end); triage reads the whole message
 # Fixed-point packing of a model row (see IntentModel.__init__): every coefficient of an n-gram, in
 # both heads, is one field of one Python int, so a message's n-grams are summed in one big-int add each.
 _SCALE = 1 << 24
@@ -46,14 +47,21 @@ def fold(text: str) -> str:
     return _RUNS.sub(r"\1\1", text)  # "pleeease" and "pleease" are one spelling
 
 
-def ngrams(text: str, low: int = 2, high: int = 5) -> list[str]:
-    """Character n-grams of each word, padded with a space: robust to typos, joined words and Spanglish."""
+def features(text: str, low: int = 2, high: int = 5) -> list[str]:
+    """What the model reads: character n-grams of each word, padded with a space (robust to typos, joined
+    words and Spanglish), plus the words and word pairs themselves ("w:gone", "b:he_left"), which tell
+    "he's gone now" from "he's gonna" where the letters alone are alike."""
+    if len(text) > MAX_CHARS:  # the start and the end: "…long story… gotta go he's here"
+        text = text[:MAX_CHARS // 2] + " " + text[-MAX_CHARS // 2:]
+    words = _TOKENS.findall(fold(text))
     out: list[str] = []
-    for word in _TOKENS.findall(fold(text[:MAX_CHARS])):
-        word = f" {word} "
-        size = len(word)
+    for word in words:
+        padded = f" {word} "
+        size = len(padded)
         for n in range(low, min(high, size) + 1):
-            out.extend(word[i:i + n] for i in range(size - n + 1))
+            out.extend(padded[i:i + n] for i in range(size - n + 1))
+    out += ["w:" + w for w in words]
+    out += ["b:" + a + "_" + b for a, b in zip(words, words[1:])]
     return out
 
 
@@ -99,6 +107,8 @@ class IntentModel:
     """A fitted model, scored in pure Python."""
 
     def __init__(self, doc: dict):
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise ModelError(f"not an intent model of format {FORMAT}: run `helpline nlu train`")
         try:
             self.labels: tuple[str, ...] = tuple(doc["labels"])
             self.langs: tuple[str, ...] = tuple(doc["langs"])
@@ -114,7 +124,7 @@ class IntentModel:
         # n-gram -> (idf, packed row). A row's fields are round(idf * coefficient * 2**24) + 2**44, 58 bits
         # apart, one per label then per language: adding a message's rows (times their counts) adds every
         # field at once, one C-level operation per n-gram instead of one Python operation per label.
-        # 600 characters make at most ~2,400 n-grams: 2**44 * 2,400 stays below 2**58, so no field overflows.
+        # 600 characters make at most ~3,500 features: 2**44 * 3,500 stays below 2**58, so no field overflows.
         self.rows: dict[str, tuple[float, int]] = {}
         for gram, (idf, coefs) in features.items():
             if len(coefs) != self.fields:
@@ -135,7 +145,7 @@ class IntentModel:
     def scores(self, text: str) -> list[float] | None:
         """The linear scores of both heads (what decision_function gives), or None with no known n-gram."""
         counts: dict[str, int] = {}
-        for gram in ngrams(text, self.low, self.high):
+        for gram in features(text, self.low, self.high):
             counts[gram] = counts.get(gram, 0) + 1
         total = n = 0
         norm2 = 0.0

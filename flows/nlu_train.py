@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from .nlu import MODEL_PATH, IntentModel, ngrams
+from .nlu import FORMAT, MODEL_PATH, IntentModel, features
 
 EXAMPLES = MODEL_PATH.parent  # flows/intents: en*.yaml, es*.yaml (intent: [lines]) and other.yaml
 NGRAM_RANGE = (2, 5)
@@ -64,7 +64,7 @@ def fit(examples: list[Example]):
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    vectorizer = TfidfVectorizer(analyzer=functools.partial(ngrams, low=NGRAM_RANGE[0], high=NGRAM_RANGE[1]),
+    vectorizer = TfidfVectorizer(analyzer=functools.partial(features, low=NGRAM_RANGE[0], high=NGRAM_RANGE[1]),
                                  min_df=MIN_DF)
     matrix = vectorizer.fit_transform([e.text for e in examples])
     rows = [i for i, e in enumerate(examples) if e.intent is not None]
@@ -78,23 +78,40 @@ def export(vectorizer, intents, langs) -> dict:
     if len(langs.classes_) < 3:
         raise ExamplesError("the language head needs lines in en, es and other")
     coef = [[*intents.coef_[:, j], *langs.coef_[:, j]] for j in range(len(vectorizer.idf_))]
-    features = {
+    table = {
         gram: [round(float(vectorizer.idf_[j]), 7), [round(float(c), 7) for c in coef[j]]]
         for gram, j in sorted(vectorizer.vocabulary_.items())
     }
     return {
-        "format": 1,
+        "format": FORMAT,
         "ngram_range": list(NGRAM_RANGE),
         "labels": [str(c) for c in intents.classes_],
         "langs": [str(c) for c in langs.classes_],
         "intercept": [round(float(b), 7) for b in intents.intercept_],
         "lang_intercept": [round(float(b), 7) for b in langs.intercept_],
-        "features": features,
+        "features": table,
     }
 
 
 def train(folder: Path = EXAMPLES) -> dict:
     return export(*fit(load_examples(folder)))
+
+
+def same_model(a: dict, b: dict, tolerance: float = 1e-4) -> bool:
+    """Equal but for float noise: the same labels and n-grams, every number within `tolerance`
+    (another BLAS or thread count may round the fit's last digits differently)."""
+    if {k: v for k, v in a.items() if k not in ("features", "intercept", "lang_intercept")} != \
+            {k: v for k, v in b.items() if k not in ("features", "intercept", "lang_intercept")}:
+        return False
+    if a["features"].keys() != b["features"].keys():
+        return False
+
+    def close(x, y):
+        return len(x) == len(y) and all(abs(p - q) <= tolerance for p, q in zip(x, y))
+
+    return (close(a["intercept"], b["intercept"]) and close(a["lang_intercept"], b["lang_intercept"])
+            and all(close([fa[0], *fa[1]], [fb[0], *fb[1]])
+                    for fa, fb in zip(a["features"].values(), b["features"].values())))
 
 
 def write(doc: dict, path: Path = MODEL_PATH) -> None:

@@ -18,6 +18,7 @@ import functools
 import math
 import re
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -52,7 +53,7 @@ _EARTH_RADIUS_MILES = 3958.7613
 _PHONE_RE = re.compile(r"\(\d{3}\) \d{3}-\d{4}|1-\d{3}-\d{3}-\d{4}|\d{3}|\d-\d-\d")
 # SMS numbers / short codes, optionally with a keyword: "66008", "START to 88788"
 _TEXT_RE = re.compile(r"(?:[A-Z]+ to )?\d{3,6}|\(\d{3}\) \d{3}-\d{4}")
-_ZIP_RE = re.compile(r"(\d{5})(?:[-\s]?\d{4})?")
+_ZIP_RE = re.compile(r"([0-9]{5})(?:[-\s]?[0-9]{4})?")  # ASCII only: zipcodes' core panics on other digits
 _LANG_RE = re.compile(r"[a-z]{2,3}")
 _LINE_KEY = "__line__"
 _DUP_KEY = "__duplicate_keys__"
@@ -138,11 +139,22 @@ def normalize_zip(value: object) -> str | None:
     """The 5-digit ZIP in ``value`` (" 93305-1234 " -> "93305"), or None if it is not a real US ZIP."""
     if not isinstance(value, str):
         return None
-    m = _ZIP_RE.fullmatch(value.strip())
+    value = ascii_digits(value)
+    m = _ZIP_RE.fullmatch(value.strip()) or _ZIP_IN_TEXT.search(value)
     if not m:
         return None
     zip5 = m.group(1)
     return zip5 if _zip_row(zip5) is not None else None
+
+
+_ZIP_IN_TEXT = re.compile(r"(?<![0-9-])([0-9]{5})(?![0-9-])")  # "my zip is 93305", "arvin 93203"
+
+
+def ascii_digits(text: str) -> str:
+    """Digits of any script ("９３３０５", "٩٣٣٠٥") as ASCII digits; superscripts and circled ones are not digits."""
+    if text.isascii():
+        return text
+    return "".join(str(unicodedata.decimal(ch)) if unicodedata.decimal(ch, None) is not None else ch for ch in text)
 
 
 @functools.lru_cache(maxsize=256)

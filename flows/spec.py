@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -383,5 +384,8 @@ class Flow:
 
 
 def normalize(text: str) -> str:
-    """The form answers are compared in: trimmed, lower case, no closing punctuation."""
+    """The form answers are compared in: trimmed, lower case, no closing punctuation; full-width and
+    other compatibility forms ("ＳＴＯＰ", "１") as their plain letters and digits."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
     return " ".join(text.strip().casefold().replace("\x00", "").split()).strip(".!?¡¿,;:'\"")

@@ -73,6 +73,9 @@ class Assessment:
     matched: tuple[str, ...] = ()
     self_harm: bool = False
     hits: tuple[Hit, ...] = field(default=(), repr=False)
+    # Danger words the lexicon found and set aside as negated or everyday speech ("i don't want to
+    # die", "me mata de risa"): another reader (the intent model) must not take them for danger.
+    denied: bool = False
 
     def to_dict(self, explain: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"level": self.level, "matched": list(self.matched)}
@@ -513,6 +516,7 @@ class Triage:
 
         hits: list[tuple[int, Hit]] = []
         fired: set[int] = set()
+        denied = False
         for pi in sorted(candidates):
             p = self._patterns[pi]
             if p.entry in fired:
@@ -520,10 +524,10 @@ class Triage:
             for m in p.regex.finditer(joined):
                 start, end = m.start(), m.end()
                 idx = joined.count(" ", 0, start + 1) - 1
-                if p.check_negation and self._norm.negated_before(tokens, idx):
-                    continue
                 entry = self._entries[p.entry]
-                if any(_overlaps(u, joined, start, end) for u in entry.unless):
+                if ((p.check_negation and self._norm.negated_before(tokens, idx))
+                        or any(_overlaps(u, joined, start, end) for u in entry.unless)):
+                    denied = denied or entry.level == "emergency"
                     continue
                 fired.add(p.entry)
                 last = idx + joined.count(" ", start + 1, end)
@@ -532,11 +536,11 @@ class Triage:
                 break
 
         if not hits:
-            return Assessment("normal")
+            return Assessment("normal", denied=denied)
         ordered = tuple(h for _, h in sorted(hits))  # lexicon order, stable for callers
         level = max((h.level for h in ordered), key=LEVELS.index)
         harm = any(self._entries[i].self_harm for i in fired)
-        return Assessment(level, tuple(h.id for h in ordered), harm, ordered)
+        return Assessment(level, tuple(h.id for h in ordered), harm, ordered, denied)
 
 
 def _overlaps(regex: re.Pattern[str], joined: str, start: int, end: int) -> bool:

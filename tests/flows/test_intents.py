@@ -104,7 +104,8 @@ def test_not_safe_now_first_is_not_the_welcome():
     chat = Chat()
     step = chat.send("he is next to me cant talk")
     assert step.keys == ["not_safe_now"] and chat.conv.state == "closed"
-    step = chat.send("ok he left")  # back later: the safety question, and the quiet is lifted
+    assert chat.send("ok").replies == [] and chat.conv.slots["quiet"]  # an "ok" lights up nothing
+    step = chat.send("ok he left now")  # back later: the safety question, and the quiet is lifted
     assert "welcome" in step.keys and "quiet" not in chat.conv.slots
 
 
@@ -114,7 +115,8 @@ def test_not_safe_now_in_line_or_with_a_counsellor_is_answered_and_marks_the_con
     chat.conv.handoff = handoff
     step = chat.send("he just walked in cant talk")
     assert step.keys == ["not_safe_now"] and chat.conv.slots["quiet"] is True
-    chat.send("ok")
+    assert chat.send("ok").replies == [] and chat.conv.slots["quiet"] is True
+    chat.send("he left, can we talk now")
     assert "quiet" not in chat.conv.slots
 
 

@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from bot.extensions import flow_engine
 from flows import nlu_train as training
-from flows.engine import DANGER
-from flows.nlu import MODEL_PATH, IntentModel, ModelError, Reading, fold, ngrams, script_is_other
-from flows.triage import Triage
+from flows.conversation import Conversation
+from flows.nlu import MODEL_PATH, IntentModel, ModelError, Reading, fold, features, script_is_other
 
 DATA = Path(__file__).parents[1] / "data"
 HELDOUT = training.read_tsv(DATA / "intents_heldout.tsv")
 FRESH = training.read_tsv(DATA / "intents_fresh.tsv")
 MODEL = IntentModel.load()
+ENGINE = flow_engine("Kern Support Line")
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +43,19 @@ def test_the_pure_scorer_agrees_with_scikit_learn_on_every_held_out_line(fitted)
 def test_the_committed_model_is_what_the_examples_give(fitted):
     committed = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
     fresh = json.loads(json.dumps(training.export(*fitted)))
-    assert committed == fresh, "flows/intents/model.json is out of date: run `helpline nlu train`"
+    assert training.same_model(committed, fresh), "flows/intents/model.json is out of date: run `helpline nlu train`"
+    fresh["intercept"][0] += 0.01
+    assert not training.same_model(committed, fresh)  # the comparison can fail
 
 
-def test_no_held_out_line_is_a_training_example():
-    examples = {" ".join(fold(e.text).split()) for e in training.load_examples()}
-    leaked = [r["text"] for r in HELDOUT if " ".join(fold(r["text"]).split()) in examples]
+def _key(text: str) -> str:
+    return " ".join(fold(text).split()).strip(" .!?¿¡")
+
+
+@pytest.mark.parametrize("rows", [HELDOUT, FRESH], ids=["heldout", "fresh"])
+def test_no_held_out_line_is_a_training_example(rows):
+    examples = {_key(e.text) for e in training.load_examples()}
+    leaked = [r["text"] for r in rows if _key(r["text"]) in examples]
     assert not leaked
 
 
@@ -60,30 +68,46 @@ def _recall(rows, intent, hit=lambda r, reading: False):
 def test_held_out_split_meets_the_targets():
     report = training.evaluate(MODEL, HELDOUT, "heldout")
     assert report.macro_f1 >= 0.90, report.text
-    for intent in ("not_safe_now", "disclosure"):
-        assert report.per_label[intent][1] >= 0.90, report.text
+    assert report.per_label["disclosure"][1] >= 0.90, report.text
+    # not_safe_now as the engine acts on it: the likeliest reading, or likely enough (NOT_SAFE) to come first.
+    not_safe = [r for r in HELDOUT if r["intent"] == "not_safe_now"]
+    heard = [r for r in not_safe if ENGINE.decide(MODEL.read(r["text"])) == "not_safe_now"]
+    assert len(heard) / len(not_safe) >= 0.90, [r["text"] for r in not_safe if r not in heard]
     for lang in ("en", "es"):
         part = [r for r in HELDOUT if r["lang"] == lang]
         assert training.evaluate(MODEL, part, lang).macro_f1 >= 0.85
 
 
-def test_danger_is_heard_by_either_reader():
-    """danger_now recall >= 0.97 on the held-out split, counting what triage's lexicon hears too."""
-    triage = Triage.load()
-    danger = [r for r in HELDOUT if r["intent"].startswith("danger_now")]
-    heard = [r for r in danger
-             if triage.assess(r["text"]).level == "emergency"
-             or MODEL.read(r["text"]).probability("danger_now") >= DANGER]
-    assert len(heard) / len(danger) >= 0.97, [r["text"] for r in danger if r not in heard]
+def _at_menu(text: str, lang: str):
+    """What a texter at the menu gets for one message (the engine, triage and model together)."""
+    conv = Conversation(id="n", channel="sms", address="+16615550100")
+    for i, first in enumerate(("hola" if lang == "es" else "hi", "1")):
+        ENGINE.step(conv, first, i)
+        conv.new = False
+    return ENGINE.step(conv, text, 10)
+
+
+@pytest.mark.parametrize("rows", [HELDOUT, FRESH], ids=["heldout", "fresh"])
+def test_danger_is_heard(rows):
+    """danger_now on the held-out lines: told 911 at once (an emergency, or the plain safety question
+    with 911 and 988) for >= 97 %, and an emergency with the counsellors alerted for >= 90 %."""
+    danger = [r for r in rows if r["intent"].startswith("danger_now")]
+    steps = [(r["text"], _at_menu(r["text"], r["lang"])) for r in danger]
+    told = [t for t, step in steps if "911" in step.text]
+    alerted = [t for t, step in steps if step.effect("emergency_alert") is not None]
+    assert len(told) / len(danger) >= 0.97, [t for t, _ in steps if t not in told]
+    assert len(alerted) / len(danger) >= 0.90, [t for t, _ in steps if t not in alerted]
 
 
 @pytest.mark.parametrize("path", sorted(DATA.glob("triage_*.tsv")), ids=lambda p: p.stem)
-def test_the_model_adds_no_false_emergencies_to_the_triage_sets(path):
+def test_the_model_keeps_false_emergencies_on_the_triage_sets_under_5_percent(path):
     rows = training.read_tsv(path)
-    normal = [r["text"] for r in rows if r["level"] == "normal"]
-    false = [t for t in normal
-             if MODEL.read(t).probability("danger_now") >= DANGER and Triage.load().assess(t).level != "emergency"]
+    normal = [r for r in rows if r["level"] == "normal"]
+    false = [r["text"] for r in normal if _at_menu(r["text"], r["lang"]).level == "emergency"]
     assert len(false) / max(1, len(normal)) <= 0.05, false
+    emergencies = [r for r in rows if r["level"] == "emergency"]
+    missed = [r["text"] for r in emergencies if _at_menu(r["text"], r["lang"]).level != "emergency"]
+    assert not missed  # the model only adds: every emergency the lexicon hears is still one
 
 
 def test_languages_are_told_apart():
@@ -98,10 +122,10 @@ def test_other_scripts_are_another_language(text):
     assert MODEL.read(text).lang == "other"
 
 
-def test_ngrams_fold_case_accents_and_letter_runs():
-    assert ngrams("AYÚDAME") == ngrams("ayudame")
-    assert ngrams("pleeeease") == ngrams("pleease")
-    assert ngrams("don’t") == ngrams("dont")
+def test_features_fold_case_accents_and_letter_runs():
+    assert features("AYÚDAME") == features("ayudame")
+    assert features("pleeeease") == features("pleease")
+    assert features("don’t") == features("dont")
 
 
 def test_an_unknown_or_empty_message_reads_as_nothing():
@@ -109,8 +133,8 @@ def test_an_unknown_or_empty_message_reads_as_nothing():
     assert MODEL.read("𝄞𝄞𝄞").intent == "unclear"
 
 
-@pytest.mark.parametrize("doc", [{}, {"labels": ["a"], "langs": ["en"]}, {
-    "labels": ["a", "b"], "langs": ["en", "es", "other"], "ngram_range": [2, 5],
+@pytest.mark.parametrize("doc", [{}, {"format": 2, "labels": ["a"], "langs": ["en"]}, {"format": 1}, {
+    "format": 2, "labels": ["a", "b"], "langs": ["en", "es", "other"], "ngram_range": [2, 5],
     "intercept": [0, 0], "lang_intercept": [0, 0, 0], "features": {" a": [1.0, [1, 2]]}}])
 def test_a_broken_model_file_is_refused(doc):
     with pytest.raises(ModelError):
