@@ -153,7 +153,8 @@ class FlowEngine:
         reading = self.read(text)
         if conv.new:
             conv.created_at = now
-            conv.lang = first_language(reading, word)
+            if word:  # an empty first message (the web chat opening) keeps the language the page asked for
+                conv.lang = first_language(reading, word)
         elif (reading.lang in ("en", "es") and reading.lang != conv.lang and reading.lang_confidence >= SWITCH_LANG
               and len(word.split()) >= SWITCH_WORDS):
             conv.lang = reading.lang  # they wrote a sentence in the other language: answer in it
@@ -656,7 +657,7 @@ def first_language(reading: Reading, word: str) -> str:
     spanish, english = len(tokens & SPANISH_HINTS), len(tokens & ENGLISH_HINTS)
     if spanish != english:
         return "es" if spanish > english else "en"
-    return reading.lang if reading.lang == "es" else "en"
+    return "es" if reading.lang == "es" and reading.words >= 2 else "en"
 
 
 def _looks_spanish(word: str) -> bool:

@@ -7,7 +7,7 @@ import pytest
 
 from bot.errors import NoConsent, RecipientOptedOut
 from tests.flows.test_conversation import (
-    EMERGENCY, FIRST, FLOW, NAME, TRANSCRIPTS, check_step, question, resting_states, routes, text,
+    EMERGENCY, FIRST, FLOW, IN_SPANISH, NAME, TRANSCRIPTS, check_step, question, resting_states, routes, text,
 )
 
 # Which job each effect leaves on the RQ queue (opt-out, opt-in and erase leave none).
@@ -41,7 +41,7 @@ class Line:
     def reach(self, state: str, lang: str) -> None:
         route = routes()[state]
         for body in [FIRST[lang], *route[1:]] if route else []:
-            self.send(body)
+            self.send(IN_SPANISH.get(body, body) if lang == "es" else body)
         assert (self.conv.state if self.conv else FLOW.initial) == state
 
     def queue_reply(self, body: str = "Hi, this is Dana."):
@@ -175,8 +175,8 @@ def test_commands_from_every_state(new_line, state, lang):
     said_in = "en" if state == FLOW.initial else lang  # STOP as a first message says nothing of a language
     assert line.send("STOP") == text(said_in, "stopped")
     assert line.send("hola" if lang == "es" else "hi") == ""
-    assert line.send(EMERGENCY[lang]) == ""
-    assert line.send("START") == text(said_in, "restarted")
+    assert line.send(EMERGENCY[lang]) == ""  # a sentence in their language: START is answered in it
+    assert line.send("START") == text(lang, "restarted")
     assert "911" in line.send("hola" if lang == "es" else "hi")
 
 
@@ -191,10 +191,14 @@ def test_emergency_from_every_state(line, state, lang):
     assert "workers.alerts.emergency_alert" in line.jobs()
     job = next(j for j in line.app.extensions["queue"].jobs if j.func_name == "workers.alerts.emergency_alert")
     assert job.args == [line.cid] or job.args == (line.cid,)  # ids only, never the number or the words
-    if not was_in_line:
+    if FLOW.states[state].input == "text" and not was_in_line:
+        # A report of someone else in danger: 911 and the alert, and the report goes on being taken.
+        assert line.conv.state == state and line.in_line() is None
+        return
+    if not was_in_line and state != FLOW.emergency:
         assert line.conv.state == FLOW.emergency
         line.send("1")
-    assert line.in_line() == "emergency"
+    assert line.in_line() == "emergency"  # told 911 already and writing of danger again: in line at once
     assert line.conv.risk == "emergency"
 
 
