@@ -10,6 +10,7 @@ import threading
 import unicodedata
 from dataclasses import dataclass, field
 
+from rapidfuzz import fuzz, process
 from transitions import Machine
 
 from .catalog import Catalog
@@ -128,6 +129,9 @@ class FlowEngine:
         self.flow, self.catalog, self.triage, self.resources = flow, catalog, triage, resources
         self.helpline_name = helpline_name
         self.intents = intents
+        # Answers the flow knows word for word ("1", "yes", "menu", "consejero"): the model has nothing to add.
+        self._known = frozenset().union(*(o.words for st in flow.states.values() for o in st.options),
+                                        *(g.words for g in flow.globals), STOP_WORDS, START_WORDS, DELETE_WORDS)
         self._lock = threading.Lock()  # one conversation at a time walks the shared machine
         self.machine = Machine(
             model=None,
@@ -150,7 +154,7 @@ class FlowEngine:
         step = Step()
         text = clean(text)
         word = normalize(text)
-        reading = self.read(text)
+        reading = NOTHING if word in self._known else self.read(text)
         if conv.new:
             conv.created_at = now
             if word:  # an empty first message (the web chat opening) keeps the language the page asked for
@@ -283,8 +287,6 @@ class FlowEngine:
         not_safe = reading.probability("not_safe_now")
         if not_safe >= NOT_SAFE or (reading.name == "not_safe_now" and not_safe >= MEANING * 2):
             return "not_safe_now"  # "…but i can't talk now": safety first, the rest can wait
-        if reading.name == "danger_now" and reading.confidence < CONFIDENT:
-            return ""
         return reading.intent if reading.confidence >= CONFIDENT else ""
 
     def _in_handoff(self, step: Step, conv: Conversation, word: str, intent: str, reading: Reading) -> Step:
@@ -400,7 +402,7 @@ class FlowEngine:
         conv.slots.update(opt.set)
         if opt.say:
             self._say(step, conv, opt.say)
-        step.effects.extend(Effect(e["name"], {k: v for k, v in e.items() if k != "name"}) for e in opt.effects)
+        step.effects.extend(_effects(opt.effects))
         self._fire(step, conv, f"{state.name}.{opt.label}")
         return step
 
@@ -411,12 +413,9 @@ class FlowEngine:
             return self._miss(step, conv, state, NOTHING, word)
         if action.answer is not None:
             opt = _pick(state, action.answer) if state.options else None
-            if opt is not None:
-                return self._take_option(step, conv, state, opt)
-            default = self.flow.intents.get(intent.split(".", 1)[0])
-            if default is None or default is action or default.answer is not None:
+            if opt is None:  # "yes" with nothing to say yes to here
                 return self._miss(step, conv, state, NOTHING, word)
-            action = default  # "yes" with nothing to say yes to here
+            return self._take_option(step, conv, state, opt)
         conv.misses = 0
         self._do(step, conv, action)
         if action.to:
@@ -429,7 +428,7 @@ class FlowEngine:
         conv.slots.update(action.set)
         for key in action.say:
             self._say(step, conv, key)
-        step.effects.extend(Effect(e["name"], {k: v for k, v in e.items() if k != "name"}) for e in action.effects)
+        step.effects.extend(_effects(action.effects))
 
     def _first_contact(self, step: Step, conv: Conversation, state: State, intent: str, word: str) -> Step:
         """A first message (or the first after a pause) with a meaning: the safety check comes first."""
@@ -502,6 +501,7 @@ class FlowEngine:
 
     def meaning(self, lang: str, label: str) -> str:
         """How a meaning is offered in "Did you mean…" (and on the web chat's buttons)."""
+        # A label with no words of its own (kept in a conversation since an older model) reads as help near you.
         return self.catalog.render(lang, self._meaning_key(label) or "meaning_find_help")
 
     def _take_input(self, state: State, conv: Conversation, text: str, word: str) -> bool | None:
@@ -558,7 +558,7 @@ class FlowEngine:
         conv, step = model.conv, model.step
         if state.say and not (state.name == self.flow.resume and "_resume" in conv.slots):
             self._say(step, conv, state.say)
-        step.effects.extend(Effect(e["name"], {k: v for k, v in e.items() if k != "name"}) for e in state.effects)
+        step.effects.extend(_effects(state.effects))
         if state.handoff and conv.handoff is None:
             conv.handoff = "waiting"
 
@@ -606,6 +606,11 @@ class FlowEngine:
                 parts.append(self.catalog.render(lang, "resource_miles", miles=f"{max(1, round(m.miles))}"))
             lines.append("- " + ", ".join(parts))
         return "\n".join(lines)
+
+
+def _effects(raw: list[dict]) -> list[Effect]:
+    """A flow's effect entries ({name, params…}) as Effects."""
+    return [Effect(e["name"], {k: v for k, v in e.items() if k != "name"}) for e in raw]
 
 
 def machine_transitions(flow: Flow) -> list[dict]:
@@ -660,11 +665,6 @@ def first_language(reading: Reading, word: str) -> str:
     return "es" if reading.lang == "es" and reading.words >= 2 else "en"
 
 
-def _looks_spanish(word: str) -> bool:
-    tokens = set(word.replace(",", " ").replace("¿", " ").replace("¡", " ").split())
-    return len(tokens & SPANISH_HINTS) > len(tokens & ENGLISH_HINTS)
-
-
 CLARIFY_ANSWERS = {"1": 0, "2": 1, "3": 2, "1️⃣": 0, "2️⃣": 1, "3️⃣": 2, "one": 0, "two": 1, "three": 2,
                    "uno": 0, "dos": 1, "tres": 2}
 
@@ -673,8 +673,6 @@ def _pick_fuzzy(state: State, word: str):
     """An option word written with a typo ("councelor", "find hlep"): one close match or nothing."""
     if not 4 <= len(word) <= 24:
         return None
-    from rapidfuzz import fuzz, process
-
     choices = {w: opt for opt in state.options for w in opt.words if len(w) >= 4 and not w.isdigit()}
     found = process.extract(word, list(choices), scorer=fuzz.ratio, score_cutoff=80, limit=2)
     options = {id(choices[w]) for w, _, _ in found}
