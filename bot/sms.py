@@ -11,8 +11,6 @@ import redis
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.request_validator import RequestValidator, add_port, remove_port
 
-from flows.engine import _looks_spanish
-from flows.spec import normalize
 
 from .delivery import record_status
 from .engine import Inbound
@@ -128,9 +126,9 @@ def twiml(replies: list[str]) -> Response:
 
 def static_safety_reply(text: str) -> list[str]:
     """The reply that needs no store: in Spanish when the message looks Spanish, else both."""
-    catalog = flow_engine(current_app.config["HELPLINE_NAME"]).catalog
-    langs = ["es"] if _looks_spanish(normalize(text or "")) else ["en", "es"]
-    return [catalog.render(lang, "unavailable") for lang in langs]
+    engine = flow_engine(current_app.config["HELPLINE_NAME"])
+    langs = ["es"] if engine.language_of(text or "") == "es" else ["en", "es"]
+    return [engine.catalog.render(lang, "unavailable") for lang in langs]
 
 
 def split_message(text: str, limit: int = SMS_LIMIT) -> list[str]:

@@ -16,7 +16,7 @@ from transitions import Machine
 from .catalog import Catalog
 from .conversation import Conversation
 from .nlu import NOTHING, IntentModel, Reading
-from .spec import Flow, IntentAction, State, normalize
+from .spec import NUMBER_WORDS, Flow, IntentAction, State, normalize
 
 MAX_TEXT = 1600
 MAX_MILES = 100
@@ -40,9 +40,10 @@ MEANING = 0.1  # and each meaning offered must be at least this likely
 OTHER_LANG = 0.8  # the language head's confidence before "we have interpreters" is the answer
 # Someone who said it is not safe to talk is answered that way when the model thinks it this likely,
 # even if something else is likelier: a wrong discreet line costs one more message, a missed one more.
-NOT_SAFE = 0.3
+NOT_SAFE, NOT_SAFE_TOP = 0.4, 0.2  # (or it is the likeliest reading and at least this likely)
 # Replies that say nothing new: after "he is next to me" they get no answer, and the quiet stays.
-ACKNOWLEDGEMENTS = frozenset({"yes", "thanks_bye", "greeting", "unclear", ""})
+ACKNOWLEDGEMENTS = frozenset({"ok", "k", "kk", "okay", "oki", "okey", "ok gracias", "ok thanks", "thanks", "thx",
+                              "ty", "gracias", "vale", "va", "sale", "bueno", "got it", "entendido", "👍", "🙏"})
 # Carrier opt-out words are an SMS rule (Twilio's and the carriers'); a web page has no carrier.
 CARRIER_CHANNELS = frozenset({"sms", "whatsapp", "cli"})
 
@@ -157,8 +158,10 @@ class FlowEngine:
         reading = NOTHING if word in self._known else self.read(text)
         if conv.new:
             conv.created_at = now
-            if word:  # an empty first message (the web chat opening) keeps the language the page asked for
-                conv.lang = first_language(reading, word)
+        if conv.new or (conv.channel == "web" and conv.messages == 1):
+            # The first thing they write (on the web, after the page opened in the language it was asked
+            # in) is answered in its language, when it tells.
+            conv.lang = first_language(reading, word) or conv.lang
         elif (reading.lang in ("en", "es") and reading.lang != conv.lang and reading.lang_confidence >= SWITCH_LANG
               and len(word.split()) >= SWITCH_WORDS):
             conv.lang = reading.lang  # they wrote a sentence in the other language: answer in it
@@ -189,6 +192,8 @@ class FlowEngine:
             return step
         confirming = conv.slots.pop("_confirm_delete", False)
         if danger:
+            if self.decide(reading) == "not_safe_now":
+                conv.slots["quiet"] = True  # "he's coming, don't text me": 911, and nobody texts them first
             return self._emergency(step, conv, text, self_harm=self_harm)
         if raised and conv.handoff == "waiting":
             step.effects.append(Effect("request_handoff", {"reason": "triage"}))
@@ -210,12 +215,17 @@ class FlowEngine:
         if intent == "not_safe_now":
             conv.slots["quiet"] = True  # nobody texts them first until they write again
         elif conv.slots.get("quiet"):
-            if len(word.split()) <= 2 and (intent in ACKNOWLEDGEMENTS or not any(ch.isalnum() for ch in word)):
+            if word in ACKNOWLEDGEMENTS or intent == "thanks_bye" or not any(ch.isalnum() for ch in word):
                 return step  # "ok", "👍" after "he is next to me": nothing that lights up the phone
             del conv.slots["quiet"]
         if conv.handoff:
             return self._in_handoff(step, conv, word, intent, reading)
         return self._answer(step, conv, text, word, reading, intent, clarify)
+
+    def language_of(self, text: str) -> str | None:
+        """The language a message is written in, when it tells (for replies made without the store)."""
+        text = clean(text)
+        return first_language(self.read(text), normalize(text))
 
     def read(self, text: str) -> Reading:
         """The intent model's reading of a message (nothing, without a model)."""
@@ -285,7 +295,7 @@ class FlowEngine:
         if reading.lang == "other" and reading.lang_confidence >= OTHER_LANG and reading.words >= 2:
             return "other_language"  # one word ("banana", "ok") is too little to tell a language by
         not_safe = reading.probability("not_safe_now")
-        if not_safe >= NOT_SAFE or (reading.name == "not_safe_now" and not_safe >= MEANING * 2):
+        if not_safe >= NOT_SAFE or (reading.name == "not_safe_now" and not_safe >= NOT_SAFE_TOP):
             return "not_safe_now"  # "…but i can't talk now": safety first, the rest can wait
         return reading.intent if reading.confidence >= CONFIDENT else ""
 
@@ -653,18 +663,20 @@ def clean(text: str) -> str:
     return text.strip()[:MAX_TEXT]
 
 
-def first_language(reading: Reading, word: str) -> str:
-    """The language to answer a first message in: the one it is written in (the model's language head;
-    the word lists when the model is unsure and they can tell; else the model's best guess)."""
+def first_language(reading: Reading, word: str) -> str | None:
+    """The language a first message is written in (the model's language head; the word lists when the
+    model is unsure), or None when it does not tell ("1", "ok", "👍")."""
     if reading.lang in ("en", "es") and reading.lang_confidence >= 0.75 and reading.words >= 2:
-        return reading.lang  # one word ("no", "delete", "👍") is too little to tell a language by
+        return reading.lang  # one word ("no", "delete") is too little to tell a language by
     tokens = set(word.replace(",", " ").replace("¿", " ").replace("¡", " ").split())
     spanish, english = len(tokens & SPANISH_HINTS), len(tokens & ENGLISH_HINTS)
     if spanish != english:
         return "es" if spanish > english else "en"
-    return "es" if reading.lang == "es" and reading.words >= 2 else "en"
+    return "es" if reading.lang == "es" and reading.words >= 2 else None
 
 
+NUMBERS = frozenset(str(n) for n in range(10)) | {f"{n}\ufe0f\u20e3" for n in range(10)} | frozenset(
+    word for words in NUMBER_WORDS.values() for word in words)
 CLARIFY_ANSWERS = {"1": 0, "2": 1, "3": 2, "1️⃣": 0, "2️⃣": 1, "3️⃣": 2, "one": 0, "two": 1, "three": 2,
                    "uno": 0, "dos": 1, "tres": 2}
 
@@ -683,9 +695,11 @@ def _pick(state: State, word: str):
     for opt in state.options:
         if word in opt.words:
             return opt
-    # "1 yes", "2." or "1)" count as the first token's answer; "2 guys are holding my cousin" does not.
-    first = word.split(" ", 1)[0].strip(".):-") if word else ""
-    if first and first != word and len(word.split()) <= 2:
+    # "1 yes", "2." or "1)" count as the number's answer, "no, i have my papers" as "no": a first word set
+    # apart by punctuation or a number alone. "2 guys are holding my cousin" and "no se" do not.
+    head, _, rest = word.partition(" ")
+    first = head.strip(".):-,")
+    if first and (head != first or (rest and first in NUMBERS and len(word.split()) <= 2)):
         for opt in state.options:
             if first in opt.words:
                 return opt
