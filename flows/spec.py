@@ -352,6 +352,9 @@ class Flow:
                 if eff["name"] not in EFFECTS:
                     problems.append(f"{where}:{state.line}: unknown effect {eff['name']!r}")
             check_actions(state.intents, f"state {state.name}")
+            for name in sorted(state.hear or ()):
+                if intents and name not in known:
+                    problems.append(f"{where}:{state.line}: state {state.name}: hears unknown intent {name!r}")
             if state.input and state.input not in INPUT_KINDS:
                 problems.append(f"{where}:{state.line}: state {state.name}: unknown input {state.input!r}")
             if state.input and not state.branches:

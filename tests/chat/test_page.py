@@ -36,6 +36,19 @@ def open_chat(page, url: str):
     expect(page.get_by_role("textbox")).to_be_enabled()
 
 
+def signed_in_counsellor(app, browser, site: str):
+    """A counsellor "ana" signed in to the console in a browser context of her own."""
+    with app.app_context():
+        accounts.add(app.extensions["redis"], "ana", PASSWORD)
+    context = browser.new_context()
+    desk = context.new_page()
+    desk.goto(site + "/console/signin")
+    desk.get_by_label("Name").fill("ana")
+    desk.get_by_label("Password").fill(PASSWORD)
+    desk.get_by_role("button", name="Sign in").click()
+    return context, desk
+
+
 def stored_conversations(redis_client) -> list[bytes]:
     return redis_client.keys("c:*") + redis_client.keys("t:*")
 
@@ -68,14 +81,7 @@ def test_a_visitor_reaches_a_counsellor_in_spanish_and_sees_the_reply_live(app, 
     expect(page.get_by_role("group", name="Respuestas rápidas")).to_be_hidden()
     expect(page.get_by_label("Tu mensaje")).to_be_focused()
 
-    with app.app_context():
-        accounts.add(app.extensions["redis"], "ana", PASSWORD)
-    counsellor = browser.new_context()
-    desk = counsellor.new_page()
-    desk.goto(site + "/console/signin")
-    desk.get_by_label("Name").fill("ana")
-    desk.get_by_label("Password").fill(PASSWORD)
-    desk.get_by_role("button", name="Sign in").click()
+    counsellor, desk = signed_in_counsellor(app, browser, site)
     row = desk.locator("#queue tr[data-conv]")
     expect(row).to_have_count(1)
     expect(row).to_contain_text("Web chat")
@@ -259,14 +265,7 @@ def test_stop_end_quit_cancel_are_ordinary_words_in_the_web_chat(app, site, brow
     box.press("Enter")
     expect(log).to_contain_text("in line")
 
-    with app.app_context():
-        accounts.add(app.extensions["redis"], "ana", PASSWORD)
-    counsellor = browser.new_context()
-    desk = counsellor.new_page()
-    desk.goto(site + "/console/signin")
-    desk.get_by_label("Name").fill("ana")
-    desk.get_by_label("Password").fill(PASSWORD)
-    desk.get_by_role("button", name="Sign in").click()
+    counsellor, desk = signed_in_counsellor(app, browser, site)
     row = desk.locator("#queue tr[data-conv]")
     expect(row).to_have_count(1)
     expect(row).to_contain_text("emergency")

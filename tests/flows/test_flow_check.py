@@ -110,3 +110,41 @@ def test_diagram_is_mermaid_with_every_state():
     assert result.output.lstrip().startswith("---") or "stateDiagram" in result.output
     for state in Flow.load().states:
         assert state in result.output
+
+
+INTENTS = GOOD.replace("states:\n", """resume: ask
+intents:
+  danger_now: {to: ask}
+  other_language: {to: ask}
+  want_person: {say: signs, to: done}
+states:
+""")
+LABELS = ("danger_now", "want_person", "runaway")
+
+
+def check_intents(tmp_path, text):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(text)
+    return Flow.load(path).check(Catalog.load(), (), intents=LABELS)
+
+
+def test_a_flow_with_intents_has_no_problems(tmp_path):
+    assert check_intents(tmp_path, INTENTS) == []
+
+
+FIRST_STATE = "    to: ask\n  - name: ask"
+
+
+@pytest.mark.parametrize("broken, problem", [
+    (INTENTS.replace("want_person:", "wnat_person:"), "unknown intent 'wnat_person'"),
+    (INTENTS.replace("say: signs, to: done}", "to: nowhere}"), "unknown state 'nowhere'"),
+    (INTENTS.replace("say: signs", "say: no_such_key"), "message 'no_such_key' missing"),
+    (INTENTS.replace("  danger_now: {to: ask}\n", ""), "no default action for danger_now"),
+    (INTENTS.replace(FIRST_STATE, "    to: ask\n    intents: {danger_now: null}\n  - name: ask"),
+     "danger_now cannot be turned off"),
+    (INTENTS.replace(FIRST_STATE, "    to: ask\n    hear: [runaways]\n  - name: ask"), "hears unknown intent 'runaways'"),
+])
+def test_intent_actions_are_checked(tmp_path, broken, problem):
+    assert broken != INTENTS
+    problems = check_intents(tmp_path, broken)
+    assert any(problem in p for p in problems), problems
