@@ -317,3 +317,21 @@ def test_every_meaning_offered_has_words_in_both_languages():
             name = label.split(".")[0]
             if name in ("find_help", "trust_question", "runaway", "disclosure", "report_tip", "family_missing"):
                 assert CATALOG.has(lang, f"meaning_{label}") or CATALOG.has(lang, f"meaning_{name}"), (lang, label)
+
+
+@pytest.mark.parametrize("lang, message, consent", [
+    ("en", "sure go ahead", True), ("en", "yeah thats fine", True),
+    ("es", "sí claro, escríbanme", True), ("es", "órale pues", True),
+    ("en", "nah", False), ("es", "mejor no", False),
+])
+def test_yes_and_no_in_their_own_words_answer_the_consent_question(lang, message, consent):
+    chat = _in("ask_consent", lang)
+    chat.send(message)
+    assert chat.conv.consent is consent
+    assert (chat.conv.handoff == "waiting") is consent
+
+
+def test_mixteco_gets_the_interpreted_line():
+    chat = _in("menu", "en")
+    chat.send("ñuu savi, kuu ini ndakuu")
+    assert chat.conv.state == "other_language"
