@@ -91,6 +91,20 @@ def test_stop_is_shown_and_the_reply_box_refuses(held, texter, staff):
     assert sends(staff) == 0
 
 
+def test_not_safe_to_talk_is_shown_and_nothing_is_sent_until_the_texter_writes_again(held, texter, staff):
+    alice, conv_id = held
+    assert "We will not text you first" in texter.send("he just walked in cant talk")
+    live = alice.get(f"/console/c/{conv_id}/live").get_data(as_text=True)
+    assert "Not safe to talk now, the texter said" in live and 'data-can-reply="false"' in live
+    assert "read as: not safe now" in live
+    answer = alice.post(f"/console/c/{conv_id}/reply", {"text": "are you ok?"})
+    assert answer.status_code == 409 and "not safe to talk now" in answer.get_data(as_text=True)
+    assert texter.send("ok") == ""  # an acknowledgement keeps the quiet and lights up nothing
+    texter.send("he left, i can talk now")
+    assert alice.post(f"/console/c/{conv_id}/reply", {"text": "I'm here."}).status_code == 302
+    assert sends(staff) == 1
+
+
 def test_without_consent_the_reply_box_is_disabled_with_the_reason(console, queued, staff):
     alice = console("alice")
     conv = queued(consent=False, kind="tip")
