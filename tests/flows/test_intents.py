@@ -335,3 +335,13 @@ def test_mixteco_gets_the_interpreted_line():
     chat = _in("menu", "en")
     chat.send("ñuu savi, kuu ini ndakuu")
     assert chat.conv.state == "other_language"
+
+
+@pytest.mark.parametrize("lang, message", [
+    ("en", "i don't want to die i just want a job"),
+    ("es", "nadie me esta pegando, es para una amiga"),
+    ("es", "ya no me pegan, estoy bien"),
+])
+def test_danger_words_the_lexicon_sees_negated_are_not_an_emergency(lang, message):
+    chat = _in("menu", lang)
+    assert chat.send(message).level != "emergency"
