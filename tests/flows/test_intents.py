@@ -345,3 +345,8 @@ def test_mixteco_gets_the_interpreted_line():
 def test_danger_words_the_lexicon_sees_negated_are_not_an_emergency(lang, message):
     chat = _in("menu", lang)
     assert chat.send(message).level != "emergency"
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_every_trust_answer_about_the_police_says_911(lang):
+    assert "911" in text(lang, "trust_police")

@@ -71,15 +71,15 @@ def _recall(rows, intent, hit=lambda r, reading: False):
 
 
 def test_held_out_split_keeps_its_figures():
-    """Floors under the figures reached (README): macro F1 0.899 against the 0.90 target, disclosure
-    recall 0.93, not_safe_now 0.84 as the engine hears it against 0.90. A change that loses more fails."""
+    """Floors under the figures reached (README): macro F1 0.900 (target 0.90), disclosure recall 0.93,
+    not_safe_now 0.87 as the engine hears it (target 0.90). A change that loses more fails."""
     report = training.evaluate(MODEL, HELDOUT, "heldout")
     assert report.macro_f1 >= 0.88, report.text
     assert report.per_label["disclosure"][1] >= 0.90, report.text
     # not_safe_now as the engine acts on it: the likeliest reading, or likely enough (NOT_SAFE) to come first.
     not_safe = [r for r in HELDOUT if r["intent"] == "not_safe_now"]
     heard = [r for r in not_safe if ENGINE.decide(MODEL.read(r["text"])) == "not_safe_now"]
-    assert len(heard) / len(not_safe) >= 0.83, [r["text"] for r in not_safe if r not in heard]
+    assert len(heard) / len(not_safe) >= 0.85, [r["text"] for r in not_safe if r not in heard]
     for lang in ("en", "es"):
         part = [r for r in HELDOUT if r["lang"] == lang]
         assert training.evaluate(MODEL, part, lang).macro_f1 >= 0.83
