@@ -55,6 +55,7 @@ CONFIRM_WORDS = frozenset({"yes", "y", "si", "sí", "1", "delete", "borrar", "ok
 # A first message in Spanish gets Spanish straight away.
 SPANISH_HINTS = frozenset(
     "hola buenas buenos buen dias días tardes noches necesito ayuda ayudame ayúdame quiero tengo estoy "
+    "ola wenas oiga oye porfa porfis xfa holaa holi si sí "
     "por favor informacion información gracias quien quién donde dónde como cómo puedo hablar alguien "
     "mi soy trabajo miedo auxilio socorro español espanol menú borrar que qué de el la los las en un una "
     "es está esta con para tu ya tiene hay pero porque mucho".split()
@@ -191,9 +192,16 @@ class FlowEngine:
                 step.effects.append(Effect("emergency_alert"))
             return step
         confirming = conv.slots.pop("_confirm_delete", False)
+        if danger and self.decide(reading) == "not_safe_now":
+            conv.slots["quiet"] = True  # "he's coming, don't text me": nobody texts them first
+            if step.matched and all(m.startswith("intent:") for m in step.matched):
+                # Only the model heard danger, and it heard "he's here" as much: the short discreet line
+                # (which says 911) rather than a long message on a watched phone; the counsellors are alerted.
+                conv.slots.pop("_clarify", None)
+                self._say(step, conv, "not_safe_now")
+                step.effects.append(Effect("emergency_alert"))
+                return step
         if danger:
-            if self.decide(reading) == "not_safe_now":
-                conv.slots["quiet"] = True  # "he's coming, don't text me": 911, and nobody texts them first
             return self._emergency(step, conv, text, self_harm=self_harm)
         if raised and conv.handoff == "waiting":
             step.effects.append(Effect("request_handoff", {"reason": "triage"}))

@@ -54,6 +54,7 @@ DETOURS = (["zzz", "zzz"], [EMERGENCY["en"]], ["my boss keeps my passport and sa
            ["my 14 year old daughter has not come home since friday"], ["kailangan ko ng tulong, hindi ako makaalis"])
 # The same detours in Spanish, for routes taken in Spanish (a sentence in English would switch the language).
 IN_SPANISH = {
+    EMERGENCY["en"]: "tiene una pistola",
     "my boss keeps my passport and says i owe him": "el patrón tiene mi pasaporte y dice que le debo",
     "my 14 year old daughter has not come home since friday": "mi hija de 14 años no ha vuelto a casa desde el viernes",
 }

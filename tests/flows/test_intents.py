@@ -350,3 +350,31 @@ def test_danger_words_the_lexicon_sees_negated_are_not_an_emergency(lang, messag
 @pytest.mark.parametrize("lang", ["en", "es"])
 def test_every_trust_answer_about_the_police_says_911(lang):
     assert "911" in text(lang, "trust_police")
+
+
+@pytest.mark.parametrize("lang, later", [
+    ("en", "he's here"), ("en", "hes coming"), ("en", "i cant call he will hear"),
+    ("es", "ahi viene"), ("es", "ya llego"),
+])
+def test_hes_here_after_an_emergency_gets_the_discreet_line_not_a_queue(lang, later):
+    chat = _in("menu", lang)
+    chat.send("he has a gun" if lang == "en" else "tiene una pistola")
+    step = chat.send(later)
+    assert step.keys == ["not_safe_now"] and "911" in step.text and len(step.text) < 160
+    assert chat.conv.slots["quiet"] is True and chat.conv.handoff is None
+    assert step.effect("request_handoff") is None
+
+
+@pytest.mark.parametrize("first", ["ola", "wenas", "oiga", "porfa"])
+def test_a_spanish_greeting_however_spelt_is_answered_in_spanish(first):
+    chat = Chat()
+    chat.send(first)
+    assert chat.conv.lang == "es"
+
+
+def test_a_spanish_si_on_a_page_opened_in_english_switches_the_web_chat():
+    chat = Chat()
+    chat.conv.channel = "web"
+    chat.send("")  # the page opening
+    chat.send("si")
+    assert chat.conv.lang == "es" and chat.conv.state == "menu"
