@@ -14,6 +14,7 @@ from functools import wraps
 
 import redis
 from flask import Blueprint, current_app, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
 
 from flows.catalog import LANGUAGES
 from flows.conversation import Conversation
@@ -21,7 +22,7 @@ from flows.engine import MAX_TEXT, FlowEngine
 
 from . import ratelimit
 from .engine import Inbound
-from .errors import ConversationBusy, HelplineError, StoreUnavailable
+from .errors import ConversationBusy, HelplineError, StoreUnavailable, origin
 from .events import conversation_channel, listen, live_response
 from .extensions import get_helpline, get_redis, get_store
 from .store import conv_key, entry, transcript_key
@@ -62,17 +63,22 @@ def _chat_error(exc: ChatError):
 
 
 def _store_errors(view):
-    """Redis trouble answers 503 with the safety numbers, never a 500."""
+    """Redis trouble, or anything unexpected, answers 503 with the safety numbers, never a 500."""
 
     @wraps(view)
     def guarded(*args, **kwargs):
         try:
             return view(*args, **kwargs)
-        except (StoreUnavailable, ConversationBusy, redis.RedisError) as exc:
-            log.error("chat answered 503: %s", type(exc).__name__)
+        except (ChatError, HTTPException, KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # Redis trouble, our bug or a library's panic: never a 500, never a dead process
+            expected = isinstance(exc, (StoreUnavailable, ConversationBusy, redis.RedisError))
+            # Only the type is logged: an exception's own message may quote what the visitor wrote.
+            log.error("chat answered 503: %s%s at %s", "" if expected else "unexpected ", type(exc).__name__,
+                      origin(exc))
             # Without the store the chat's language is unknown: the safety numbers in every language.
             replies = [_engine().catalog.render(lang, "unavailable") for lang in LANGUAGES]
-            raise ChatError(503, "unavailable", replies=replies) from exc
+            raise ChatError(503, "unavailable", replies=replies) from None
 
     return guarded
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import functools
 import time
+import unicodedata
 from dataclasses import dataclass, field
 
 from flows.conversation import RISK_ORDER, Conversation
-from flows.engine import FlowEngine, Step
+from flows.engine import MAX_TEXT, FlowEngine, Step
 
 from . import events
 from .errors import Throttled
@@ -24,6 +25,19 @@ class Inbound:
     text: str
     message_id: str | None = None  # the channel's id; a repeat gets the first answer again
     media: int = 0
+
+    def __post_init__(self):
+        # The one edge every channel passes: what is stored and read is valid, normalised, bounded text.
+        object.__setattr__(self, "text", valid_text(self.text))
+
+
+def valid_text(text: str | None) -> str:
+    """Unicode scalar values only (a lone surrogate would make the stored transcript unreadable), NFC,
+    at most Twilio's 1600 characters."""
+    text = text or ""
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", "".join(ch for ch in text if not 0xD800 <= ord(ch) <= 0xDFFF))
+    return text[:MAX_TEXT]
 
 
 @dataclass

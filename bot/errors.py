@@ -1,5 +1,7 @@
 """One exception hierarchy for the help line; Redis and Twilio errors are mapped to it at the edges."""
 
+import traceback
+
 
 class HelplineError(Exception):
     """Base class for every error the help line raises on purpose."""
@@ -35,3 +37,13 @@ class RecipientOptedOut(SendFailed):
 
 class NoConsent(SendFailed):
     """The texter has not agreed to be texted first at this number."""
+
+
+def origin(exc: BaseException) -> str:
+    """Where an exception was raised ("zipcodes/__init__.py:42"): enough to find a bug from the log,
+    without the exception's message, which may quote what a texter wrote."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "?"
+    path = frames[-1].filename.replace("\\", "/").split("/")
+    return f"{'/'.join(path[-2:])}:{frames[-1].lineno}"

@@ -14,7 +14,7 @@ from twilio.request_validator import RequestValidator, add_port, remove_port
 
 from .delivery import record_status
 from .engine import Inbound
-from .errors import ConversationBusy, StoreUnavailable, Throttled
+from .errors import ConversationBusy, StoreUnavailable, Throttled, origin
 from .ratelimit import SenderLimit
 from .extensions import flow_engine, get_helpline, get_redis
 
@@ -93,6 +93,13 @@ def inbound():
     except (StoreUnavailable, ConversationBusy) as exc:
         # Never silence: a frightened texter still gets 911, 988 and the national line.
         log.error("answered with the static safety reply: %s", type(exc).__name__)
+        replies = static_safety_reply(message.text)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: B036 — a library's panic (a BaseException) must not end the process
+        # Anything else, our bug or a library's: the safety reply, and the process lives on. Only the
+        # type is logged: an exception's own message may quote what the texter wrote.
+        log.error("answered with the static safety reply after an unexpected %s at %s", type(exc).__name__, origin(exc))
         replies = static_safety_reply(message.text)
     return twiml(replies)
 
