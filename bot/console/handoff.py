@@ -104,8 +104,11 @@ def active_rows(holder: str | None = None) -> list[Row]:
 
 
 def can_view(counsellor: Counsellor, conv: Conversation) -> bool:
-    """Supervisors see everything; counsellors see what waits and what they hold."""
-    return counsellor.supervisor or conv.handoff == "waiting" or conv.counsellor == counsellor.name
+    """Supervisors see everything; counsellors see what waits and what they hold. A tip waits in the
+    queue without a handoff of its own (the tipster may not want to talk): it waits all the same."""
+    return (counsellor.supervisor or conv.handoff == "waiting" or conv.counsellor == counsellor.name
+            or (conv.handoff is None and conv.slots.get("kind") == "tip"
+                and get_waiting().position(conv.id) is not None))
 
 
 def holds(counsellor: Counsellor, conv: Conversation) -> bool:

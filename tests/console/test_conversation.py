@@ -203,3 +203,14 @@ def test_an_erased_conversation_is_gone_from_the_console(held, texter):
     texter.send("YES")
     assert alice.get(f"/console/c/{conv_id}").status_code == 404
     assert f"/console/c/{conv_id}" not in alice.get("/console/queue/live").get_data(as_text=True)
+
+
+def test_a_queued_tip_opens_and_is_claimed_like_any_waiting_conversation(console, texter):
+    alice = console("alice")
+    for body in ("hi", "1", "4", "a girl who looks 14 works nights at the motel on union", "done", "2"):
+        texter.send(body)
+    (conv_id,) = alice.queue_order()
+    page = alice.get(f"/console/c/{conv_id}")
+    assert page.status_code == 200 and "works nights at the motel" in page.get_data(as_text=True)
+    assert alice.post(f"/console/claim/{conv_id}").status_code == 302
+    assert "You hold this conversation" in alice.get(f"/console/c/{conv_id}").get_data(as_text=True)
