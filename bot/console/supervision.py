@@ -38,7 +38,7 @@ def audit_trail():
                            conv=_conv_filter(), when=_when)
 
 
-@bp.get("/audit.csv")
+@bp.post("/audit.csv")  # an export is recorded in the audit trail: a change, so never on a GET
 @supervisor_required
 def audit_export():
     client = get_redis()
@@ -48,9 +48,16 @@ def audit_export():
     writer = csv.writer(out)
     writer.writerow(["time_utc", "actor", "action", "conversation", "detail"])
     for row in rows:
-        writer.writerow([_when(row["at"]), row["actor"], row["action"], row["conv"], row["detail"]])
+        writer.writerow([_when(row["at"])] + [_cell(row[k]) for k in ("actor", "action", "conv", "detail")])
     return Response(out.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=audit.csv", "Cache-Control": "no-store"})
+
+
+def _cell(value) -> str:
+    """A cell a spreadsheet will not run as a formula (OWASP CSV injection): a leading = + - @ tab or CR
+    gets a quote in front."""
+    value = str(value)
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def _when(at: str) -> str:

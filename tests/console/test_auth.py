@@ -195,7 +195,16 @@ def test_sign_in_never_redirects_off_site(staff):
     assert answer.headers["Location"] == "/console/"
 
 
-@pytest.mark.parametrize("path", ["/console/all", "/console/audit", "/console/audit.csv"])
+@pytest.mark.parametrize("path", ["/console/all", "/console/audit"])
 def test_supervisor_pages_are_403_for_counsellors(console, path):
     assert console("alice").get(path).status_code == 403
     assert console("sam").get(path).status_code == 200
+
+
+def test_the_audit_export_is_a_post_for_supervisors_only_and_runs_no_formulas(console, staff):
+    from bot import audit
+
+    assert console("alice").post("/console/audit.csv").status_code == 403
+    audit.record(staff.extensions["redis"], "=HYPERLINK(\"http://x\")", "export", "+sum", "@a")
+    export = console("sam").post("/console/audit.csv").get_data(as_text=True)
+    assert "'=HYPERLINK" in export and "'+sum" in export and "'@a" in export

@@ -188,7 +188,8 @@ def test_audit_trail_names_who_did_what_and_never_content(held, texter, console,
     assert [(r["actor"], r["action"]) for r in reversed(rows)] == [
         ("alice", "claim"), ("alice", "open"), ("alice", "note"), ("alice", "reply"), ("alice", "release"),
         ("sam", "claim"), ("sam", "end")]
-    export = sam.get(f"/console/audit.csv?conv={conv_id}").get_data(as_text=True)
+    assert sam.get(f"/console/audit.csv?conv={conv_id}").status_code == 405  # a GET records nothing
+    export = sam.post(f"/console/audit.csv?conv={conv_id}").get_data(as_text=True)
     assert export.splitlines()[0] == "time_utc,actor,action,conversation,detail"
     assert len(export.splitlines()) == 8
     everything = str(audit.entries(staff.extensions["redis"])) + export
