@@ -219,7 +219,7 @@ def nlu_eval(folder):
 
     model, triage = IntentModel.load(), Triage.load()
     folder = Path(folder)
-    for name in ("intents_heldout", "intents_fresh"):
+    for name in ("intents_heldout", "intents_fresh", "intents_fresh2"):
         path = folder / f"{name}.tsv"
         if not path.exists():
             continue

@@ -23,7 +23,10 @@ HSTS = "max-age=31536000"
 EMBEDDABLE = frozenset({"chat"})
 
 # Phone numbers as they appear written: +16615550123, whatsapp:+1…, (661) 555-0123, 661-555-0123.
-_NUMBER = re.compile(r"\+\d[\d\s().-]{6,}\d|\(\d{3}\)\s*\d{3}[-.\s]\d{4}|\b\d{3}[-.]\d{3}[-.]\d{4}\b")
+# Written like a phone number: +…, (661) 555-0199, 661-555-0199, and North American numbers without a
+# plus: 6615550199, 16615550199, 1 661 555 0199 (area code and exchange start 2-9, so epoch seconds do not).
+_NUMBER = re.compile(r"\+\d[\d\s().-]{6,}\d|\(\d{3}\)\s*\d{3}[-.\s]\d{4}|\b\d{3}[-.]\d{3}[-.]\d{4}\b"
+                     r"|\b1?[2-9]\d{2}[2-9]\d{6}\b|\b(?:1[\s.-])?[2-9]\d{2}[\s.-][2-9]\d{2}[\s.-]\d{4}\b")
 
 
 def init_app(app: Flask) -> None:

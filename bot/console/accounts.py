@@ -17,6 +17,7 @@ NAMES = "counsellors"  # a set of every account name
 ONLINE = "counsellors:online"  # a set of names taking conversations; the wait estimate reads it
 SEEN = "counsellors:seen"  # name -> when that counsellor last did something, to drop the idle ones
 MIN_PASSWORD = 12
+MIN_STRENGTH = 3  # of zxcvbn's 0-4
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 
 
@@ -57,11 +58,23 @@ def clean_name(name: str) -> str:
     return name
 
 
+def check_strength(name: str, password: str) -> None:
+    """Refuse a password that is long but easy to guess ("aaaaaaaaaaaa", "password1234", the name twice):
+    zxcvbn's estimate, with its dictionaries of common passwords, words and patterns, must reach 3 of 4."""
+    from zxcvbn import zxcvbn  # only the CLI that adds accounts pays for its dictionaries
+
+    found = zxcvbn(password, user_inputs=[name, "kern", "helpline"])
+    if found["score"] < MIN_STRENGTH:
+        why = found["feedback"]["warning"] or "it is too easy to guess"
+        raise AccountError(f"choose a harder password: {why.rstrip('.')}. A few unrelated words work well")
+
+
 def add(client: redis.Redis, name: str, password: str, supervisor: bool = False) -> Counsellor:
     """Create or replace an account (replacing sets a new password)."""
     name = clean_name(name)
     if len(password) < MIN_PASSWORD:
         raise AccountError(f"a password needs at least {MIN_PASSWORD} characters")
+    check_strength(name, password)
     pipe = client.pipeline(transaction=True)
     pipe.hset(account_key(name), mapping={"hash": _hasher()[0].hash(password), "supervisor": int(supervisor),
                                           "created": f"{time.time():.0f}"})

@@ -12,9 +12,9 @@ import redis
 from flask import abort, request
 
 from .. import events
-from ..extensions import get_redis
-from . import bp
-from .auth import login_required
+from ..extensions import get_redis, get_store
+from . import bp, handoff
+from .auth import current_counsellor, login_required
 
 log = logging.getLogger(__name__)
 _CONV_ID = re.compile(r"[a-z2-7]{32}")
@@ -25,8 +25,12 @@ _CONV_ID = re.compile(r"[a-z2-7]{32}")
 def live_events():
     """The queue's events, or one conversation's with ?conv=<id>."""
     conv_id = request.args.get("conv")
-    if conv_id is not None and not _CONV_ID.fullmatch(conv_id):
-        abort(404)
+    if conv_id is not None:
+        conv = get_store().load(conv_id) if _CONV_ID.fullmatch(conv_id) else None
+        if conv is None:
+            abort(404)
+        if not handoff.can_view(current_counsellor(), conv):
+            abort(403)  # the same rule as the conversation page: its live events are no less private
     return events.live_response(lambda: _stream(_subscribed(conv_id)))
 
 

@@ -31,6 +31,14 @@ def test_add_reads_the_password_from_stdin_and_it_signs_in(run, app):
     assert "a long enough password" not in result.output
 
 
+@pytest.mark.parametrize("password", ["aaaaaaaaaaaa", "password1234", "qwertyuiop12", "dana2026dana2026"])
+def test_a_long_but_guessable_password_is_refused(run, app, password):
+    result = run("add", "dana", input=password + "\n")
+    assert result.exit_code != 0
+    assert "harder password" in result.output
+    assert accounts.names(app.extensions["redis"]) == []
+
+
 def test_short_password_is_refused(run, app):
     result = run("add", "dana", input="short\n")
     assert result.exit_code != 0

@@ -159,6 +159,12 @@ def test_ending_needs_an_outcome_from_the_list(held, staff):
     assert staff.extensions["store"].load(conv_id).handoff == "active"
 
 
+def test_the_live_events_of_a_conversation_follow_the_same_rule_as_its_page(held, console):
+    _, conv_id = held
+    assert console("bob").get(f"/console/events?conv={conv_id}").status_code == 403
+    assert console("bob").get(f"/console/events?conv={'a' * 32}").status_code == 404
+
+
 def test_counsellors_cannot_read_what_someone_else_holds_but_supervisors_can(held, console):
     _, conv_id = held
     assert console("bob").get(f"/console/c/{conv_id}").status_code == 403

@@ -15,6 +15,7 @@ from flows.nlu import MODEL_PATH, IntentModel, ModelError, Reading, fold, featur
 DATA = Path(__file__).parents[1] / "data"
 HELDOUT = training.read_tsv(DATA / "intents_heldout.tsv")
 FRESH = training.read_tsv(DATA / "intents_fresh.tsv")
+FRESH2 = training.read_tsv(DATA / "intents_fresh2.tsv")  # a second writer, measured once after all tuning
 MODEL = IntentModel.load()
 ENGINE = flow_engine("Kern Support Line")
 
@@ -24,15 +25,16 @@ def fitted():
     return training.fit(training.load_examples())
 
 
-def test_fresh_lines_written_before_any_tuning_keep_their_figures():
-    report = training.evaluate(MODEL, FRESH, "fresh")
+@pytest.mark.parametrize("rows", [FRESH, FRESH2], ids=["fresh", "fresh2"])
+def test_fresh_lines_keep_their_figures(rows):
+    report = training.evaluate(MODEL, rows, "fresh")
     assert report.macro_f1 >= 0.93, report.text
 
 
 def test_the_pure_scorer_agrees_with_scikit_learn_on_every_held_out_line(fitted):
     vectorizer, intents, langs = fitted
     model = IntentModel(training.export(vectorizer, intents, langs))
-    texts = [r["text"] for r in HELDOUT + FRESH]
+    texts = [r["text"] for r in HELDOUT + FRESH + FRESH2]
     matrix = vectorizer.transform(texts)
     expected, expected_lang = intents.predict_proba(matrix), langs.predict_proba(matrix)
     for i, text in enumerate(texts):
@@ -57,7 +59,7 @@ def _key(text: str) -> str:
     return " ".join(fold(text).split()).strip(" .!?¿¡")
 
 
-@pytest.mark.parametrize("rows", [HELDOUT, FRESH], ids=["heldout", "fresh"])
+@pytest.mark.parametrize("rows", [HELDOUT, FRESH, FRESH2], ids=["heldout", "fresh", "fresh2"])
 def test_no_held_out_line_is_a_training_example(rows):
     examples = {_key(e.text) for e in training.load_examples()}
     leaked = [r["text"] for r in rows if _key(r["text"]) in examples]
@@ -94,7 +96,7 @@ def _at_menu(text: str, lang: str):
     return ENGINE.step(conv, text, 10)
 
 
-@pytest.mark.parametrize("rows", [HELDOUT, FRESH], ids=["heldout", "fresh"])
+@pytest.mark.parametrize("rows", [HELDOUT, FRESH, FRESH2], ids=["heldout", "fresh", "fresh2"])
 def test_danger_is_heard(rows):
     """danger_now on the held-out lines: told 911 at once (an emergency, or the plain safety question
     with 911 and 988) for >= 97 %, and an emergency with the counsellors alerted for >= 90 %."""

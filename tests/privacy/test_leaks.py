@@ -215,7 +215,20 @@ def test_no_number_or_message_in_logs(scenario):
     assert leaks(logs, NUMBER_FORMS + WORDS + (scenario["token"],)) == []
 
 
-def test_log_safeguard_strips_numbers_a_library_might_log(caplog):
+@pytest.mark.parametrize("written", ["6615550199", "16615550199", "1 661 555 0199", "661 555 0199", "661.555.0199"])
+def test_log_safeguard_strips_numbers_written_without_a_plus(app, caplog, written):
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("some.library").warning("texting %s failed", written)
+    assert "555" not in caplog.text and "[number]" in caplog.text
+
+
+def test_log_safeguard_keeps_timestamps_zip_codes_and_911(app, caplog):
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("some.library").warning("at 1796120944.321 for 93305-1234: call 911")
+    assert "1796120944.321" in caplog.text and "93305-1234" in caplog.text and "911" in caplog.text
+
+
+def test_log_safeguard_strips_numbers_a_library_might_log(app, caplog):
     caplog.set_level(logging.DEBUG)
     try:
         raise ValueError("bad recipient +16615550123")
