@@ -381,6 +381,18 @@ def counsellor_list():
         click.echo(f"{person.name}\t{role}\t{'online' if person.name in online else 'away'}")
 
 
+@counsellor.command("sessions")
+@click.argument("name")
+@click.option("--end", is_flag=True, required=True, help="end every console session of NAME now")
+def counsellor_sessions(name, end):
+    """End NAME's console sessions (a lost laptop, a shared computer); their next request asks to sign in."""
+    from .console import accounts
+
+    if not accounts.end_sessions(_app().extensions["redis"], name):
+        raise click.ClickException(f"no counsellor named {name!r}")
+    click.echo(f"{name}'s console sessions ended")
+
+
 @counsellor.command("remove")
 @click.argument("name")
 def counsellor_remove(name):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import re
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -76,8 +77,10 @@ def add(client: redis.Redis, name: str, password: str, supervisor: bool = False)
         raise AccountError(f"a password needs at least {MIN_PASSWORD} characters")
     check_strength(name, password)
     pipe = client.pipeline(transaction=True)
+    # A new version with every add (a new password, a promotion or demotion): sessions signed in under
+    # the old one end at their next request.
     pipe.hset(account_key(name), mapping={"hash": _hasher()[0].hash(password), "supervisor": int(supervisor),
-                                          "created": f"{time.time():.0f}"})
+                                          "created": f"{time.time():.0f}", "version": secrets.token_hex(8)})
     pipe.sadd(NAMES, name)
     pipe.execute()
     return Counsellor(name, supervisor)
@@ -97,6 +100,23 @@ def remove(client: redis.Redis, name: str) -> bool:
 def get(client: redis.Redis, name: str) -> Counsellor | None:
     raw = client.hget(account_key(name), "supervisor") if name else None
     return None if raw is None else Counsellor(name, raw == b"1")
+
+
+def get_versioned(client: redis.Redis, name: str) -> tuple[Counsellor | None, str]:
+    """The account and its credentials' version (a session is valid only under the version it began in)."""
+    supervisor, version = client.hmget(account_key(name), "supervisor", "version") if name else (None, None)
+    if supervisor is None:
+        return None, ""
+    return Counsellor(name, supervisor == b"1"), (version or b"").decode()
+
+
+def end_sessions(client: redis.Redis, name: str) -> bool:
+    """End every console session of NAME (at its next request); False when there is no such account."""
+    key = account_key((name or "").strip().lower())
+    if not client.exists(key):
+        return False
+    client.hset(key, "version", secrets.token_hex(8))
+    return True
 
 
 def names(client: redis.Redis) -> list[str]:

@@ -66,7 +66,7 @@ def _load_session() -> Counsellor | None:
         return None
     client = get_redis()
     key = session_key(sid)
-    name, last = client.hmget(key, "name", "seen")
+    name, last, began_under = client.hmget(key, "name", "seen", "version")
     if name is None:
         return None
     name = name.decode()
@@ -75,8 +75,9 @@ def _load_session() -> Counsellor | None:
         _end_session(sid, name, "idle")
         g.session_expired = True
         return None
-    counsellor = accounts.get(client, name)
-    if counsellor is None:
+    counsellor, version = accounts.get_versioned(client, name)
+    if counsellor is None or (began_under or b"").decode() != version:
+        # Removed, or its password, role or sessions changed since this session began.
         client.delete(key)
         return None
     # A page's own polls and its live stream are not the counsellor doing something.
@@ -203,8 +204,9 @@ def signin_post():
     pipe = client.pipeline(transaction=True)
     if old:
         pipe.delete(session_key(old))
+    _, version = accounts.get_versioned(client, counsellor.name)
     pipe.hset(session_key(sid), mapping={"name": counsellor.name, "started": f"{time.time():.3f}",
-                                         "seen": f"{time.time():.3f}"})
+                                         "seen": f"{time.time():.3f}", "version": version})
     pipe.expire(session_key(sid), idle_seconds())
     pipe.execute()
     accounts.set_online(client, counsellor.name, True)

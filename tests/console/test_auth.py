@@ -208,3 +208,24 @@ def test_the_audit_export_is_a_post_for_supervisors_only_and_runs_no_formulas(co
     audit.record(staff.extensions["redis"], "=HYPERLINK(\"http://x\")", "export", "+sum", "@a")
     export = console("sam").post("/console/audit.csv").get_data(as_text=True)
     assert "'=HYPERLINK" in export and "'+sum" in export and "'@a" in export
+
+
+@pytest.mark.parametrize("change", ["new password", "demoted", "removed and added again", "sessions ended"])
+def test_a_password_reset_demotion_or_session_end_ends_the_old_sessions(console, staff, change):
+    sam = console("sam")
+    assert sam.get("/console/all").status_code == 200
+    client = staff.extensions["redis"]
+    with staff.app_context():
+        if change == "new password":
+            accounts.add(client, "sam", "a brand new passphrase here", supervisor=True)
+        elif change == "demoted":
+            accounts.add(client, "sam", PASSWORD, supervisor=False)
+        elif change == "removed and added again":
+            accounts.remove(client, "sam")
+            accounts.add(client, "sam", PASSWORD, supervisor=True)
+        else:
+            assert accounts.end_sessions(client, "sam")
+    answer = sam.get("/console/all")
+    assert answer.status_code == 302 and "/console/signin" in answer.headers["Location"]
+    assert sam.sign_in(password="a brand new passphrase here" if change == "new password" else PASSWORD
+                       ).status_code == 302  # signing in again works at once

@@ -61,3 +61,10 @@ def test_list_and_remove(run, app):
     assert run("list").output.splitlines() == ["eli\tsupervisor\taway"]
     missing = run("remove", "dana")
     assert missing.exit_code == 1 and "no counsellor named" in missing.output
+
+
+def test_sessions_end_ends_every_session_of_a_counsellor(run, app):
+    run("add", "dana", input="a long enough password\n")
+    result = run("sessions", "dana", "--end")
+    assert result.exit_code == 0 and "sessions ended" in result.output
+    assert run("sessions", "nobody", "--end").exit_code != 0
