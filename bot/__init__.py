@@ -7,7 +7,8 @@ from flask import Flask, jsonify
 
 from . import events, extensions, logs, metrics, security
 from .crypto import ensure_keys
-from .settings import DEFAULTS, from_environ
+from .errors import ConfigurationError
+from .settings import DEFAULTS, from_environ, production_problems
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -20,6 +21,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(from_environ())
     app.config.update(test_config)
     os.makedirs(app.instance_path, exist_ok=True)
+    problems = production_problems(app.config)
+    if problems:
+        raise ConfigurationError("the settings are not fit to run: " + "; ".join(problems))
     ensure_keys(app.config, app.instance_path)
 
     logs.init_app(app)

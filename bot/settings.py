@@ -104,3 +104,31 @@ def from_environ(environ: os._Environ | dict | None = None) -> dict[str, object]
         else:
             found[name] = raw
     return found
+
+
+ENVIRONMENTS = ("development", "production")
+MIN_SECRET = 32  # characters of SECRET_KEY and HELPLINE_HASH_KEY in production (secrets.token_urlsafe(32) gives 43)
+
+
+def production_problems(config) -> list[str]:
+    """What keeps these settings from running a real help line; empty when nothing does.
+
+    HELPLINE_ENV itself must be one of ENVIRONMENTS: "Production" or a typo would otherwise run with
+    generated development keys. In production every key must be set and long, PUBLIC_URL must be https
+    (the Twilio signature is checked against it, never against the request's Host header), and Twilio
+    must be able to send (an account and a From number or a Messaging Service)."""
+    env = config.get("HELPLINE_ENV")
+    if env not in ENVIRONMENTS:
+        return [f"HELPLINE_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}"]
+    if env != "production":
+        return []
+    problems = [f"{name} is not set" for name in ("SECRET_KEY", "HELPLINE_DATA_KEY", "HELPLINE_HASH_KEY",
+                                                   "TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "PUBLIC_URL")
+                if not config.get(name)]
+    problems += [f"{name} is shorter than {MIN_SECRET} characters (helpline keys generate makes good ones)"
+                 for name in ("SECRET_KEY", "HELPLINE_HASH_KEY") if config.get(name) and len(config[name]) < MIN_SECRET]
+    if config.get("PUBLIC_URL") and not str(config["PUBLIC_URL"]).startswith("https://"):
+        problems.append("PUBLIC_URL must start with https://")
+    if not (config.get("TWILIO_FROM_NUMBER") or config.get("TWILIO_MESSAGING_SERVICE_SID")):
+        problems.append("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID is not set")
+    return problems

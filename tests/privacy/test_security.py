@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 
 import pytest
 
@@ -134,11 +135,16 @@ def test_session_cookies_are_httponly_lax_and_secure_behind_https(config, public
 
 
 PRODUCTION_KEYS = ("SECRET_KEY", "HELPLINE_DATA_KEY", "HELPLINE_HASH_KEY", "TWILIO_AUTH_TOKEN")
+PUBLIC = "https://helpline.example"
+# What production asks for besides the keys: long secrets, an https address, a way to send.
+PRODUCTION = {"HELPLINE_ENV": "production", "SECRET_KEY": "s" * 16 + secrets.token_urlsafe(32),
+              "HELPLINE_HASH_KEY": secrets.token_urlsafe(32), "PUBLIC_URL": PUBLIC,
+              "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_FROM_NUMBER": "+16615550100"}
 
 
 @pytest.mark.parametrize("missing", PRODUCTION_KEYS)
 def test_production_refuses_to_start_without_each_key(redis_url, tmp_path, missing):
-    config = app_config(redis_url, tmp_path / "instance", HELPLINE_ENV="production")
+    config = app_config(redis_url, tmp_path / "instance", **PRODUCTION)
     config[missing] = None
     # A development key file lying around must not stand in for a production key.
     create_app(app_config(redis_url, tmp_path / "instance", **{missing: None}))
@@ -148,9 +154,29 @@ def test_production_refuses_to_start_without_each_key(redis_url, tmp_path, missi
 
 
 def test_production_starts_with_every_key(redis_url, tmp_path):
-    app = create_app(app_config(redis_url, tmp_path / "instance", HELPLINE_ENV="production"))
-    assert "911" in Texter(app.test_client()).send("hi")
+    app = create_app(app_config(redis_url, tmp_path / "instance", **PRODUCTION))
+    assert "911" in Texter(app.test_client(), url=PUBLIC + "/sms").send("hi")
     assert not (tmp_path / "instance" / "dev-keys.json").exists()
+
+
+@pytest.mark.parametrize("env", ["Production", "prod", "staging", ""])
+def test_an_unknown_environment_is_refused_not_run_with_development_keys(redis_url, tmp_path, env):
+    with pytest.raises(ConfigurationError, match="HELPLINE_ENV must be one of"):
+        create_app(app_config(redis_url, tmp_path / "instance", HELPLINE_ENV=env))
+    assert not (tmp_path / "instance" / "dev-keys.json").exists()
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"SECRET_KEY": "short"}, "SECRET_KEY is shorter than 32"),
+    ({"HELPLINE_HASH_KEY": "x" * 31}, "HELPLINE_HASH_KEY is shorter than 32"),
+    ({"PUBLIC_URL": "http://helpline.example"}, "PUBLIC_URL must start with https://"),
+    ({"PUBLIC_URL": None}, "PUBLIC_URL is not set"),
+    ({"TWILIO_FROM_NUMBER": None}, "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID is not set"),
+    ({"TWILIO_ACCOUNT_SID": None}, "TWILIO_ACCOUNT_SID is not set"),
+])
+def test_production_names_each_setting_that_is_not_fit(redis_url, tmp_path, change, problem):
+    with pytest.raises(ConfigurationError, match=problem):
+        create_app(app_config(redis_url, tmp_path / "instance", **{**PRODUCTION, **change}))
 
 
 def test_development_key_file_is_owner_only(redis_url, tmp_path):
