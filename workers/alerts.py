@@ -23,6 +23,13 @@ log = logging.getLogger(__name__)
 ALERT_TIMEOUT = 5.0  # seconds per attempt
 # Pauses between attempts: an emergency alert is worth a few seconds of a worker, not minutes.
 ALERT_BACKOFF = (1.0, 4.0)
+# One alert per conversation in this many seconds: the first points at the console, which shows every
+# later message; a flood of emergencies from one chat must not hold the workers that send replies.
+ALERT_EVERY = 300
+
+
+def alerted_key(conv_id: str) -> str:
+    return f"al:{conv_id}"
 
 
 def notify_counsellors(conv_id: str) -> None:
@@ -66,7 +73,15 @@ def emergency_alert(conv_id: str) -> None:
             "console": f"{public}/console/c/{conv_id}",
             "at": time.time(),
         }
-    _post(url, alert, conv_id)
+        client = get_redis()
+        if not client.set(alerted_key(conv_id), "1", nx=True, ex=ALERT_EVERY):
+            log.info("emergency alert for %s folded into the one sent in the last %d s", conv_id, ALERT_EVERY)
+            return
+    try:
+        _post(url, alert, conv_id)
+    except SendFailed:
+        client.delete(alerted_key(conv_id))  # not delivered: the next emergency (or a retry) tries again
+        raise
 
 
 def _post(url: str, alert: dict, conv_id: str) -> None:

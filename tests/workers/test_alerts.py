@@ -72,6 +72,23 @@ def test_a_failing_receiver_is_asked_again(receiver, app, texter, run_jobs):
     assert len(receiver.bodies) == 2 and receiver.bodies[0] == receiver.bodies[1]
 
 
+def test_a_flood_of_emergencies_from_one_conversation_sends_one_alert(receiver, app, texter, run_jobs):
+    for _ in range(5):
+        assert "911" in texter.send(DANGER)  # each one still told 911 at once
+    run_jobs()
+    assert len(receiver.bodies) == 1
+
+
+def test_an_alert_that_could_not_be_delivered_is_tried_again_by_the_next_emergency(receiver, app, texter,
+                                                                                  run_jobs):
+    receiver.statuses = [503, 503, 503]
+    texter.send(DANGER)
+    run_jobs()
+    texter.send(DANGER)
+    run_jobs()
+    assert len(receiver.bodies) == 4  # three failed attempts, then the next emergency's alert
+
+
 def test_without_an_alert_target_the_log_says_so(app, texter, run_jobs, caplog):
     texter.send(DANGER)
 
