@@ -24,6 +24,7 @@ from . import ratelimit
 from .engine import Inbound
 from .errors import ConversationBusy, HelplineError, StoreUnavailable, origin
 from .events import conversation_channel, listen, live_response
+from .security import client_address
 from .extensions import get_helpline, get_redis, get_store
 from .store import conv_key, entry, transcript_key
 
@@ -245,15 +246,6 @@ def choices(conv: Conversation | None) -> list[dict]:
     if menu is not None and state.name != menu.to and state.name not in opening:
         out.append({"send": "0", "label": label(menu.id)})
     return out
-
-
-def client_address() -> str:
-    """The visitor's address, as the last trusted proxy (CHAT_PROXY_HOPS) saw it."""
-    hops = current_app.config.get("CHAT_PROXY_HOPS", 0)
-    route = request.access_route
-    if hops and request.headers.get("X-Forwarded-For") and len(route) >= hops:
-        return route[-hops]
-    return request.remote_addr or "unknown"
 
 
 def _engine() -> FlowEngine:

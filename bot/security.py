@@ -112,3 +112,13 @@ def install_log_redaction() -> None:
 
     factory.redacts = True
     logging.setLogRecordFactory(factory)
+
+
+def client_address() -> str:
+    """The client's address, as the last trusted proxy (CHAT_PROXY_HOPS) saw it: behind a proxy every
+    request comes from the proxy, and a limit per address would put everyone in one bucket."""
+    hops = current_app.config.get("CHAT_PROXY_HOPS", 0)
+    route = request.access_route
+    if hops and request.headers.get("X-Forwarded-For") and len(route) >= hops:
+        return route[-hops]
+    return request.remote_addr or "unknown"

@@ -17,7 +17,8 @@ from flask import (abort, current_app, g, make_response, redirect, render_templa
 
 from .. import audit
 from ..extensions import get_redis
-from ..ratelimit import allow
+from ..ratelimit import hit, reached
+from ..security import client_address
 from . import accounts, bp
 from .accounts import Counsellor
 from .present import HELPERS
@@ -190,13 +191,16 @@ def signin_post():
     password = request.form.get("password") or ""
     if not name or not password:
         return _signin_page(error="Enter your name and password.", status=400)
-    per_name = allow(client, "console-signin-name", vault.digest("name:" + name), *SIGNIN_PER_NAME)
-    per_address = allow(client, "console-signin-addr", vault.digest("addr:" + (request.remote_addr or "")),
-                        *SIGNIN_PER_ADDRESS)
-    if not (per_name and per_address):
+    # Only failures count, per account and per real client address (through the trusted proxy hops):
+    # counsellors signing in behind one proxy, or signing in often, never lock each other out.
+    limits = (("console-signin-name", vault.digest("name:" + name), *SIGNIN_PER_NAME),
+              ("console-signin-addr", vault.digest("addr:" + client_address()), *SIGNIN_PER_ADDRESS))
+    if any(reached(client, bucket, key, limit, window) for bucket, key, limit, window in limits):
         return _signin_page(error="Too many sign-in attempts. Wait a few minutes and try again.", status=429)
     counsellor = accounts.verify(client, name, password)
     if counsellor is None:
+        for bucket, key, _, window in limits:
+            hit(client, bucket, key, window)
         return _signin_page(error="That name and password do not match.", status=401)
     # A fresh session id at sign-in: whatever id the browser had before is worth nothing now.
     old = _cookie_sid()

@@ -229,3 +229,21 @@ def test_a_password_reset_demotion_or_session_end_ends_the_old_sessions(console,
     assert answer.status_code == 302 and "/console/signin" in answer.headers["Location"]
     assert sam.sign_in(password="a brand new passphrase here" if change == "new password" else PASSWORD
                        ).status_code == 302  # signing in again works at once
+
+
+def test_signing_in_often_never_locks_a_counsellor_out(staff):
+    for _ in range(8):  # more than the five failures a name may have
+        browser = Console(staff, "alice")
+        assert browser.sign_in().status_code == 302
+
+
+def test_behind_a_proxy_each_client_address_has_its_own_allowance(staff):
+    staff.config["CHAT_PROXY_HOPS"] = 1
+    attacker = Console(staff)
+    for n in range(31):
+        attacker.client.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.9"
+        attacker.sign_in(f"someone{n}", password="guess guess guess")
+    assert attacker.sign_in("bob").status_code == 429  # the attacker's own address is held back
+    counsellor = Console(staff, "alice")
+    counsellor.client.environ_base["HTTP_X_FORWARDED_FOR"] = "198.51.100.7"
+    assert counsellor.sign_in().status_code == 302  # behind the same proxy, a counsellor is not
