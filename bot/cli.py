@@ -211,30 +211,29 @@ def nlu_eval(folder):
     from pathlib import Path
 
     from flows import nlu_train as training
-    from flows.engine import CONFIDENT, DANGER
+    from flows.engine import CONFIDENT, DANGER, model_hears_danger
 
     from .extensions import flow_engine
-    from flows.nlu import IntentModel
-    from flows.triage import Triage
 
-    model, triage = IntentModel.load(), Triage.load()
+    engine = flow_engine("Help line")  # the model and lexicon a web process uses
+    model, triage = engine.intents, engine.triage
     folder = Path(folder)
     for name in ("intents_heldout", "intents_fresh", "intents_fresh2"):
         path = folder / f"{name}.tsv"
         if not path.exists():
             continue
         rows = training.read_tsv(path)
+        readings = [model.read(r["text"]) for r in rows]
         click.echo(training.evaluate(model, rows, name).text)
         for lang in ("en", "es"):
             part = [r for r in rows if r["lang"] == lang]
             click.echo(f"  {lang}: macro F1 {training.evaluate(model, part, name).macro_f1:.3f} ({len(part)} lines)")
-        sure = [model.read(r["text"]).confidence >= CONFIDENT for r in rows]
-        click.echo(f"  acted on (confidence >= {CONFIDENT}): {sum(sure) / len(rows):.1%}; the rest are asked")
-        engine = flow_engine("Help line")
+        sure = sum(reading.confidence >= CONFIDENT for reading in readings)
+        click.echo(f"  acted on (confidence >= {CONFIDENT}): {sure / len(rows):.1%}; the rest are asked")
         for intent in ("not_safe_now", "danger_now"):
-            mine = [r for r in rows if r["intent"].split(".")[0] == intent]
-            heard = [r for r in mine if engine.decide(model.read(r["text"])) == intent
-                     or (intent == "danger_now" and model.read(r["text"]).probability(intent) >= DANGER)]
+            mine = [(r, reading) for r, reading in zip(rows, readings) if r["intent"].split(".")[0] == intent]
+            heard = [r for r, reading in mine if engine.decide(reading) == intent
+                     or (intent == "danger_now" and model_hears_danger(reading, False))]
             click.echo(f"  {intent} as the engine hears it: recall {len(heard) / max(1, len(mine)):.1%}")
         click.echo("")
     lang_path = folder / "language_fresh.tsv"
@@ -249,8 +248,7 @@ def nlu_eval(folder):
             assessed = triage.assess(r["text"])
             alone = assessed.level == "emergency"
             found["lexicon"].append(alone)
-            found["both"].append(alone or (model.read(r["text"]).probability("danger_now") >= DANGER
-                                           and not assessed.denied))
+            found["both"].append(alone or model_hears_danger(model.read(r["text"]), assessed.denied))
         figures = []
         for how, hits in found.items():
             emerg = [h for h, r in zip(hits, rows) if r["level"] == "emergency"]

@@ -192,12 +192,12 @@ class FlowEngine:
                 step.effects.append(Effect("emergency_alert"))
             return step
         confirming = conv.slots.pop("_confirm_delete", False)
-        if danger and self.decide(reading) == "not_safe_now":
+        intent = self.decide(reading)
+        if danger and intent == "not_safe_now":
             conv.slots["quiet"] = True  # "he's coming, don't text me": nobody texts them first
             if step.matched and all(m.startswith("intent:") for m in step.matched):
                 # Only the model heard danger, and it heard "he's here" as much: the short discreet line
                 # (which says 911) rather than a long message on a watched phone; the counsellors are alerted.
-                conv.slots.pop("_clarify", None)
                 self._say(step, conv, "not_safe_now")
                 step.effects.append(Effect("emergency_alert"))
                 return step
@@ -218,7 +218,6 @@ class FlowEngine:
             self._say(step, conv, "confirm_delete")
             return step
 
-        intent = self.decide(reading)
         step.intent = intent
         if intent == "not_safe_now":
             conv.slots["quiet"] = True  # nobody texts them first until they write again
@@ -259,8 +258,7 @@ class FlowEngine:
         if self.triage is not None:
             found = self.triage.assess(text)
             level, matched, self_harm, denied = found.level, tuple(found.matched), found.self_harm, found.denied
-        # "i don't want to die": the lexicon saw the danger words negated, and the model does not read negation.
-        if reading.probability("danger_now") >= DANGER and not denied:
+        if model_hears_danger(reading, denied):
             if level != "emergency":
                 matched += ("intent:" + reading.intent,)
             level = "emergency"
@@ -669,6 +667,12 @@ def clean(text: str) -> str:
     """What we keep of a message: no NUL or control characters, at most 1600 characters."""
     text = "".join(ch for ch in (text or "") if ch in "\n\t" or unicodedata.category(ch) != "Cc")
     return text.strip()[:MAX_TEXT]
+
+
+def model_hears_danger(reading: Reading, denied: bool) -> bool:
+    """Does the intent model's reading make a message an emergency? Not when the triage lexicon saw the
+    danger words negated ("i don't want to die"): the model does not read negation."""
+    return reading.probability("danger_now") >= DANGER and not denied
 
 
 def first_language(reading: Reading, word: str) -> str | None:
