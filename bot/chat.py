@@ -23,7 +23,8 @@ from flows.engine import MAX_TEXT, FlowEngine
 from . import ratelimit
 from .engine import Inbound
 from .errors import ConversationBusy, HelplineError, StoreUnavailable, origin
-from .events import conversation_channel, listen, live_response
+from .chat_streams import Claim, takeover_channel
+from .events import BUSY, conversation_channel, listen, live_response
 from .security import client_address
 from .extensions import get_helpline, get_redis, get_store
 from .store import conv_key, entry, transcript_key
@@ -35,9 +36,10 @@ TOKEN_BYTES = 32
 MAX_CLIENT_ID = 64
 # A chat opened and never answered is forgotten after a day; the first message gives it the full retention.
 UNTOUCHED_TTL = 24 * 3600
-# A stream ends after this long and the browser's EventSource reconnects, so no web worker is held forever.
 # Transcript entries the page learns about over the stream; the bot's answers come with the POST.
 LIVE_SENDERS = ("counsellor", "system")
+# A page without a live stream asks for counsellor replies every few seconds; this is well above that.
+REPLY_POLLS_PER_MINUTE = 30
 # The page's own words; each is chat_<name> in the catalogs.
 PAGE_WORDS = (
     "title", "intro", "danger", "log_label", "input_label", "placeholder", "send", "exit", "exit_hint",
@@ -168,51 +170,79 @@ def quick_exit():
 @_store_errors
 def events():
     """Server-sent events: what a counsellor (or the system) writes to this chat, as it is written."""
-    cid = _conversation_of(_token(request.args.get("token")))
+    token = _token(request.args.get("token"))
+    cid = _conversation_of(token)
     try:
         seen = int(request.headers.get("Last-Event-ID", "-1"))
     except ValueError:
         seen = -1
 
     def open_stream():
+        claim = Claim(get_redis(), get_helpline().store.vault, cid, token, client_address())
+        if not claim.take(current_app.config["CHAT_STREAMS_PER_ADDRESS"]):
+            return iter([BUSY])  # the page polls /api/replies meanwhile
         pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
         # Subscribe before reading the transcript so that nothing written in between is missed.
-        pubsub.subscribe(conversation_channel(cid))
-        return _stream(get_store(), pubsub, cid, seen)
+        pubsub.subscribe(conversation_channel(cid), takeover_channel(cid))
+        return _stream(get_store(), pubsub, claim, seen)
 
     return live_response(open_stream)
 
 
-def _stream(store, pubsub, cid: str, seen: int):
+@bp.get("/api/replies")
+@_store_errors
+def replies():
+    """What the stream would have sent after index `after`, for a page that has no stream: polling."""
+    token = _token(request.args.get("token"))
+    _limit("chat-poll", "token:" + token, REPLY_POLLS_PER_MINUTE, 60)
+    cid = _conversation_of(token)
     try:
-        yield "retry: 2000\n\n"
-        for frame, seen in _live_entries(store, cid, seen):
-            yield frame
+        seen = max(-1, int(request.args.get("after", "-1")))
+    except ValueError:
+        raise ChatError(400, "bad_request", detail="after must be a transcript index") from None
+    found = [{"id": index, **reply} for reply, index in _live_entries(get_store(), cid, seen)]
+    return jsonify(replies=found)
+
+
+def _stream(store, pubsub, claim: Claim, seen: int):
+    try:
+        yield "retry: 2000\nevent: live\ndata: {}\n\n"
+        for reply, seen in _live_entries(store, claim.conv_id, seen):
+            yield _frame(reply, seen)
         for event in listen(pubsub):
             if event is None:
                 yield ": still here\n\n"
             elif event.get("kind") == "reply":
-                for frame, seen in _live_entries(store, cid, seen):
-                    yield frame
+                for reply, seen in _live_entries(store, claim.conv_id, seen):
+                    yield _frame(reply, seen)
             elif event.get("kind") == "erased":
                 yield "event: ended\ndata: {}\n\n"
                 return
+            elif claim.superseded_by(event):
+                return  # the same page opened a newer stream: this one is a ghost
     except redis.RedisError:
         # Redis went away, or the app is shutting down under the stream: the page's EventSource reconnects.
         log.warning("a chat stream lost Redis; the page reconnects")
     finally:
         pubsub.close()
+        try:
+            claim.release()
+        except redis.RedisError:
+            pass  # the claim expires by itself (chat_streams.SLACK_SECONDS)
+
+
+def _frame(reply: dict, index: int) -> str:
+    return f"id: {index}\nevent: reply\ndata: {json.dumps(reply)}\n\n"
 
 
 def _live_entries(store, cid: str, seen: int):
-    """(SSE frame, transcript index) for each counsellor or system entry after index `seen`."""
+    """({from, text}, transcript index) for each counsellor or system entry after index `seen`."""
     start = seen + 1
     for index, item in enumerate(store.transcript(cid, start), start=start):
         if item.get("from") in LIVE_SENDERS:
             # The system's closing message is stored as a counsellor entry by "system"; no names go out.
             sender = "system" if item.get("by") == "system" else item["from"]
-            data = json.dumps({"from": sender, "text": item.get("text", "")})
-            yield f"id: {index}\nevent: reply\ndata: {data}\n\n", index
+            yield {"from": sender, "text": item.get("text", "")}, index
 
 
 # -- helpers -------------------------------------------------------------------

@@ -20,10 +20,12 @@ CONVERSATION_ONLY = frozenset({"message", "reply", "outbound", "note"})
 # A live stream ends after this long and the browser's EventSource reconnects, so no web thread is
 # held for ever; a comment line keeps proxies from closing a quiet stream.
 STREAM_SECONDS = 60
-HEARTBEAT_SECONDS = 15
-# What a browser gets when this process holds all the streams it may: come back in 10 s (its
-# EventSource reconnects by itself; the console keeps polling meanwhile).
-BUSY = "retry: 10000\n\n"
+# A stream only learns that its browser left when it next writes: the heartbeat is that often, so a
+# closed page frees its thread within seconds.
+HEARTBEAT_SECONDS = 5
+# What a browser gets when it may not have a stream now: come back in 10 s (its EventSource
+# reconnects by itself; the console and the chat page poll meanwhile).
+BUSY = "retry: 10000\nevent: busy\ndata: {}\n\n"
 
 
 def publish(pipe, kind: str, conv_id: str, **data) -> None:

@@ -80,12 +80,15 @@ DEFAULTS: dict[str, object] = {
     "CHAT_MESSAGES_PER_MINUTE": 20,
     # Proxies in front of the app that append the client's address to X-Forwarded-For; 0: none.
     "CHAT_PROXY_HOPS": 0,
+    # Chats from one client address that may hold a live stream at once; the rest poll for replies.
+    "CHAT_STREAMS_PER_ADDRESS": 2,
 }
 
 _INTS = {"WORKER_HEARTBEAT_MAX_AGE", "HELPLINE_RETENTION_DAYS", "HELPLINE_AUDIT_RETENTION_DAYS", "RETENTION_PURGE_MINUTES", "SMS_RATE_LIMIT",
          "SMS_RATE_WINDOW", "SMS_EMERGENCY_LIMIT",
          "MAX_CONTENT_LENGTH", "HELPLINE_MINUTES_PER_CONVERSATION", "CONSOLE_IDLE_MINUTES",
-         "CHAT_SESSIONS_PER_HOUR", "CHAT_MESSAGES_PER_MINUTE", "CHAT_PROXY_HOPS", "LIVE_STREAMS"}
+         "CHAT_SESSIONS_PER_HOUR", "CHAT_MESSAGES_PER_MINUTE", "CHAT_PROXY_HOPS", "LIVE_STREAMS",
+         "CHAT_STREAMS_PER_ADDRESS"}
 _FLOATS = {"HELPLINE_LOCK_WAIT", "TWILIO_HTTP_TIMEOUT"}
 
 

@@ -26,6 +26,9 @@
   let busy = false;
   let leaving = false;
   const shownLive = new Set(); // transcript indexes already shown (a reconnect may repeat one)
+  let lastLive = -1; // the highest of them: polling asks for what came after
+  let poller = null;
+  const POLL_MS = 5000;
 
   // -- talking to the server ------------------------------------------------------
 
@@ -213,25 +216,64 @@
 
   function openStream() {
     streamRetry = null;
-    if (!token || leaving || !window.EventSource) return;
+    if (!token || leaving) return;
+    if (!window.EventSource) {
+      startPolling();
+      return;
+    }
     stream = new EventSource(api + "/events?token=" + encodeURIComponent(token));
+    stream.addEventListener("live", stopPolling);
+    // The service has no stream free for this page now: fetch replies every few seconds instead
+    // (the EventSource tries again by itself, and "live" ends the polling).
+    stream.addEventListener("busy", startPolling);
     stream.addEventListener("reply", function (event) {
-      if (shownLive.has(event.lastEventId)) return;
-      shownLive.add(event.lastEventId);
-      const data = JSON.parse(event.data);
-      addMessage(data.from, data.text);
+      showLive(event.lastEventId, JSON.parse(event.data));
     });
     stream.addEventListener("ended", ended);
     stream.addEventListener("error", function () {
       // EventSource reconnects by itself after a stream ends; after a refusal it gives up, so try later.
       if (stream && stream.readyState === EventSource.CLOSED) {
         closeStream();
+        startPolling();
         if (token && !leaving) streamRetry = setTimeout(openStream, 5000);
       }
     });
   }
 
+  function showLive(id, reply) {
+    id = String(id);
+    if (shownLive.has(id)) return;
+    shownLive.add(id);
+    lastLive = Math.max(lastLive, Number(id));
+    addMessage(reply.from, reply.text);
+  }
+
+  function startPolling() {
+    if (!poller && token && !leaving) poller = setInterval(poll, POLL_MS);
+  }
+
+  function stopPolling() {
+    if (poller) clearInterval(poller);
+    poller = null;
+  }
+
+  async function poll() {
+    if (!token || leaving) return stopPolling();
+    let response;
+    try {
+      response = await fetch(api + "/replies?token=" + encodeURIComponent(token) + "&after=" + lastLive,
+                             { cache: "no-store", credentials: "omit" });
+    } catch (err) {
+      return; // offline for now: the next tick tries again
+    }
+    if (response.status === 404) return ended();
+    if (response.status !== 200) return;
+    const data = await response.json();
+    data.replies.forEach(function (reply) { showLive(reply.id, reply); });
+  }
+
   function closeStream() {
+    stopPolling();
     if (stream) stream.close();
     stream = null;
     if (streamRetry) clearTimeout(streamRetry);
@@ -278,6 +320,7 @@
   restartButton.addEventListener("click", function () {
     log.replaceChildren();
     shownLive.clear();
+    lastLive = -1;
     start().then(function () { input.focus(); });
   });
 

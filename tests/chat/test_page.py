@@ -270,3 +270,18 @@ def test_stop_end_quit_cancel_are_ordinary_words_in_the_web_chat(app, site, brow
     expect(row).to_have_count(1)
     expect(row).to_contain_text("emergency")
     counsellor.close()
+
+
+def test_a_page_refused_a_live_stream_still_shows_the_counsellors_reply_by_polling(app, site, visitor):
+    from tests.chat.test_streams import counsellor_writes
+
+    app.config["CHAT_STREAMS_PER_ADDRESS"] = 0  # as when this address already holds its share
+    page = visitor
+    token = {}
+    page.on("response", lambda r: r.url.endswith("/chat/api/session") and token.update(r.json()))
+    open_chat(page, site + "/chat")
+    counsellor_writes(app, token["token"], "Hi, I'm Ana. Are you somewhere safe right now?")
+
+    reply = page.locator("#log .msg-counsellor")
+    expect(reply).to_contain_text("Are you somewhere safe", timeout=12_000)  # polled every 5 s
+    expect(reply).to_have_count(1)  # shown once, however many polls see it

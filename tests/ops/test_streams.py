@@ -42,7 +42,9 @@ def test_past_the_process_limit_a_stream_is_told_to_come_back_and_gets_a_slot_on
     again.close()
 
 
-def test_a_webhook_is_answered_while_more_browsers_hold_streams_than_the_process_has_threads(config, tmp_path):
+@pytest.fixture
+def gunicorn(config, tmp_path):
+    """The Procfile's web process (one worker, four threads, two stream slots); yields its base URL."""
     port = free_port()
     env = dict(os.environ, REDIS_URL=config["REDIS_URL"], TWILIO_AUTH_TOKEN=AUTH_TOKEN,
                PUBLIC_URL=f"http://127.0.0.1:{port}", SECRET_KEY=config["SECRET_KEY"],
@@ -53,28 +55,56 @@ def test_a_webhook_is_answered_while_more_browsers_hold_streams_than_the_process
                                 "--worker-class", "gthread", "--threads", "4", "--bind", f"127.0.0.1:{port}",
                                 "bot:create_app()"], env=env, cwd=ROOT, stdout=log, stderr=log,
                                start_new_session=True)
-    streams: list[socket.socket] = []
     try:
         wait_for_port(port, web)
-        base = f"http://127.0.0.1:{port}"
-        token = requests.post(base + "/chat/api/session", json={"lang": "en"}, timeout=10).json()["token"]
-        for _ in range(6):  # six open chat pages on a process of four threads
-            s = socket.create_connection(("127.0.0.1", port), timeout=10)
-            s.sendall(f"GET /chat/api/events?token={token} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        # Not a graceful stop: that would wait for the open streams (bot/gunicorn_conf.py).
+        os.killpg(web.pid, signal.SIGKILL)
+        web.wait(timeout=20)
+
+
+def open_raw_stream(base: str, token: str) -> socket.socket:
+    port = int(base.rsplit(":", 1)[1])
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(f"GET /chat/api/events?token={token} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return s
+
+
+def test_a_webhook_is_answered_while_more_browsers_hold_streams_than_the_process_has_threads(gunicorn):
+    streams: list[socket.socket] = []
+    try:
+        tokens = [requests.post(gunicorn + "/chat/api/session", json={"lang": "en"}, timeout=10).json()["token"]
+                  for _ in range(2)]
+        for n in range(6):  # six open chat pages on a process of four threads
+            s = open_raw_stream(gunicorn, tokens[n % 2])
             assert b"text/event-stream" in s.recv(4096)
             streams.append(s)
 
-        texter = Texter(None, "+16615550188", url=base + "/sms")
+        texter = Texter(None, "+16615550188", url=gunicorn + "/sms")
         form = texter.form("he is going to hurt me")
         started = time.monotonic()
-        answer = requests.post(base + "/sms", data=form, headers={"X-Twilio-Signature": sign(base + "/sms", form)},
-                               timeout=10)
+        answer = requests.post(gunicorn + "/sms", data=form,
+                               headers={"X-Twilio-Signature": sign(gunicorn + "/sms", form)}, timeout=10)
         took = time.monotonic() - started
         assert answer.status_code == 200 and "911" in " ".join(replies_of(answer.content))
         assert took < 5  # not after a stream's minute: Twilio gives up at 15 s
     finally:
         for s in streams:
             s.close()
-        # Not a graceful stop: that would wait for the open streams (bot/gunicorn_conf.py).
-        os.killpg(web.pid, signal.SIGKILL)
-        web.wait(timeout=20)
+
+
+def test_one_token_opened_a_dozen_times_holds_one_slot_and_another_visitor_still_streams(gunicorn):
+    hog, visitor = (requests.post(gunicorn + "/chat/api/session", json={"lang": "en"}, timeout=10).json()["token"]
+                    for _ in range(2))
+    streams = [open_raw_stream(gunicorn, hog) for _ in range(12)]
+    try:
+        # The superseded streams hear the takeover within a second and give back their slots.
+        deadline, first = time.monotonic() + 5, b""
+        while not first.startswith(b"retry: 2000\nevent: live") and time.monotonic() < deadline:
+            with requests.get(gunicorn + f"/chat/api/events?token={visitor}", stream=True, timeout=10) as live:
+                first = next(live.iter_content(chunk_size=None))
+        assert first.startswith(b"retry: 2000\nevent: live")  # a stream, not "busy"
+    finally:
+        for s in streams:
+            s.close()

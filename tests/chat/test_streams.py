@@ -1,0 +1,97 @@
+"""Live streams are shared fairly: one a chat, a few an address, and polling for whoever has none."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from bot import events
+from bot.events import BUSY
+from bot.store import entry
+from tests.chat.test_api import conv_id, open_chat, say
+
+LIVE = b"retry: 2000\nevent: live\n"
+
+
+def stream(client, token, address="203.0.113.7"):
+    return client.get(f"/chat/api/events?token={token}", buffered=False,
+                      headers={"X-Forwarded-For": address})
+
+
+def counsellor_writes(app, token, text):
+    """As bot.outbound.queue_reply does: the entry and its event in one transaction."""
+    store, cid = app.extensions["store"], conv_id(app, token)
+    pipe = store.redis.pipeline(transaction=True)
+    store.append(cid, entry("counsellor", text, 3.0, by="ana"), pipe)
+    events.publish(pipe, "reply", cid)
+    pipe.execute()
+
+
+@pytest.fixture
+def proxied(app):
+    app.config["CHAT_PROXY_HOPS"] = 1  # the address is the one X-Forwarded-For names
+    return app
+
+
+def test_a_page_that_reconnects_ends_its_own_older_stream_at_once(proxied):
+    client = proxied.test_client()
+    token = open_chat(client)["token"]
+    first = stream(client, token)
+    assert next(first.response).startswith(LIVE)
+
+    second = stream(client, token)
+    assert next(second.response).startswith(LIVE)
+    # The ghost ends on the takeover event (within a second), not at its minute nor its next heartbeat.
+    ended = threading.Event()
+    threading.Thread(target=lambda: (list(first.response), ended.set()), daemon=True).start()
+    assert ended.wait(3)
+    first.close()
+
+    counsellor_writes(proxied, token, "Still here with you.")
+    assert b"Still here with you." in next(second.response)
+    second.close()
+
+
+def test_one_address_holds_at_most_its_share_of_streams_and_the_others_are_told_to_poll(proxied):
+    proxied.config["CHAT_STREAMS_PER_ADDRESS"] = 2
+    client = proxied.test_client()
+    tokens = [open_chat(client)["token"] for _ in range(3)]
+    held = [stream(client, token) for token in tokens[:2]]
+    assert all(next(s.response).startswith(LIVE) for s in held)
+
+    refused = stream(client, tokens[2])
+    assert refused.get_data(as_text=True) == BUSY
+    elsewhere = stream(client, tokens[2], address="198.51.100.9")  # another visitor's address is not affected
+    assert next(elsewhere.response).startswith(LIVE)
+    elsewhere.close()
+
+    held[0].close()  # one page left: its place is free again
+    again = stream(client, tokens[2])
+    assert next(again.response).startswith(LIVE)
+    again.close()
+    held[1].close()
+
+
+def test_a_page_without_a_stream_gets_counsellor_replies_by_polling(app, client):
+    token = open_chat(client)["token"]
+    say(client, token, "1")
+    before = client.get(f"/chat/api/replies?token={token}").json["replies"]
+    assert before == []  # the bot's answers came with each POST; only counsellor and system entries here
+
+    counsellor_writes(app, token, "Hi, I'm here. Are you somewhere safe?")
+    counsellor_writes(app, token, "Take your time.")
+    polled = client.get(f"/chat/api/replies?token={token}").json["replies"]
+    assert [r["text"] for r in polled] == ["Hi, I'm here. Are you somewhere safe?", "Take your time."]
+    assert {r["from"] for r in polled} == {"counsellor"}  # never the counsellor's name
+    after_first = client.get(f"/chat/api/replies?token={token}&after={polled[0]['id']}").json["replies"]
+    assert [r["text"] for r in after_first] == ["Take your time."]
+
+    client.post("/chat/api/exit", json={"token": token})
+    assert client.get(f"/chat/api/replies?token={token}").status_code == 404  # the page shows the chat ended
+
+
+def test_polling_is_rate_limited_and_refuses_a_bad_index(client):
+    token = open_chat(client)["token"]
+    assert client.get(f"/chat/api/replies?token={token}&after=x").status_code == 400
+    answers = [client.get(f"/chat/api/replies?token={token}").status_code for _ in range(40)]
+    assert answers.count(429) >= 9 and 200 in answers
