@@ -15,7 +15,7 @@ from rq.registry import FailedJobRegistry
 from .console import accounts, bp
 from .console.auth import current_counsellor, supervisor_required
 from .console.handoff import OUTCOMES
-from .extensions import get_queue, get_redis
+from .extensions import get_queues, get_redis
 from .metrics import WAIT_BUCKETS, Stats, bucket, median
 
 DAYS_CHARTED = 14
@@ -81,7 +81,7 @@ def dashboard_data() -> dict:
     week_days = [days[d] for d in days if d >= monday]
     return {
         "now": {"depth": depth, "longest_wait": longest, "online": len(accounts.online(get_redis())),
-                "failed_jobs": FailedJobRegistry(queue=get_queue()).count},
+                "failed_jobs": sum(FailedJobRegistry(queue=q).count for q in get_queues())},
         "today": _period(days[today], stats.waits(today, today)),
         "week": _period(_sum(week_days), stats.waits(monday, today)),
         "week_starts": monday.isoformat(),
@@ -97,9 +97,10 @@ def _day_label(day: date, today: date) -> str:
 
 def failed_jobs() -> list[dict]:
     """The newest failed jobs: what ran, when it failed and the error's kind (never its message or arguments)."""
-    registry = FailedJobRegistry(queue=get_queue())
-    jobs = get_queue().job_class.fetch_many(registry.get_job_ids(0, FAILED_SHOWN - 1), connection=get_redis(),
-                                            serializer=get_queue().serializer)
+    jobs = []
+    for queue in get_queues():
+        ids = FailedJobRegistry(queue=queue).get_job_ids(0, FAILED_SHOWN - 1)
+        jobs += queue.job_class.fetch_many(ids, connection=get_redis(), serializer=queue.serializer)
     rows = []
     for job in jobs:
         if job is None:
@@ -108,7 +109,8 @@ def failed_jobs() -> list[dict]:
         error = (result.exc_string or "").strip().splitlines()[-1:] if result else []
         rows.append({"id": job.id, "func": job.func_name, "ended_at": job.ended_at,
                      "error": error[0].split(":", 1)[0] if error else "unknown"})
-    return rows
+    rows.sort(key=lambda row: (row["ended_at"] is not None, row["ended_at"] or 0), reverse=True)
+    return rows[:FAILED_SHOWN]
 
 
 @bp.get("/dashboard")
@@ -127,8 +129,11 @@ def dashboard_json():
 @supervisor_required
 def retry_job(job_id: str):
     """Put a failed job back on its queue (the console's CSRF check has already run)."""
+    registry = next((r for r in (FailedJobRegistry(queue=q) for q in get_queues()) if job_id in r), None)
     try:
-        FailedJobRegistry(queue=get_queue()).requeue(job_id)
+        if registry is None:
+            raise NoSuchJobError(job_id)
+        registry.requeue(job_id)
     except (NoSuchJobError, InvalidJobOperation):
         abort(404, "That job is no longer in the failed list.")
     current_app.logger.info("failed job requeued", extra={"job": job_id, "by": current_counsellor().name})

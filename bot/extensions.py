@@ -43,6 +43,9 @@ def init_app(app: Flask) -> None:
     vault = Vault(cfg["HELPLINE_DATA_KEY"], cfg["HELPLINE_HASH_KEY"])
     store = ConversationStore(client, vault, cfg["HELPLINE_RETENTION_DAYS"], cfg["HELPLINE_LOCK_WAIT"])
     queue = build_queue(client, cfg["RQ_QUEUE"])
+    # Counsellors' messages have a queue of their own that workers empty first: a flood of alerts or a
+    # slow alert webhook must not keep a texter waiting for a person's reply.
+    replies = build_queue(client, cfg["RQ_QUEUE"] + "-replies")
     waiting = WaitingQueue(client)
     flows = flow_engine(cfg["HELPLINE_NAME"])
     stats = Stats(client, cfg["HELPLINE_TIMEZONE"], flows.flow)
@@ -51,6 +54,8 @@ def init_app(app: Flask) -> None:
         vault=vault,
         store=store,
         queue=queue,
+        replies=replies,
+        queues=(replies, queue),  # in the order a worker serves them
         waiting=waiting,
         twilio=build_twilio(cfg),
         stats=stats,
@@ -110,6 +115,14 @@ def get_store() -> ConversationStore:
 
 def get_queue() -> Queue:
     return current_app.extensions["queue"]
+
+
+def get_replies_queue() -> Queue:
+    return current_app.extensions["replies"]
+
+
+def get_queues() -> tuple[Queue, ...]:
+    return current_app.extensions["queues"]
 
 
 def get_waiting() -> WaitingQueue:

@@ -246,7 +246,6 @@ class HelplineCollector:
 
     def collect(self):
         stats: Stats = self.app.extensions["stats"]
-        queue = self.app.extensions["queue"]
         totals = stats.totals()
         depth, longest = stats.queue_now()
 
@@ -270,7 +269,7 @@ class HelplineCollector:
         yield GaugeMetricFamily("helpline_longest_wait_seconds", "How long the longest-waiting conversation has waited.",
                                 value=longest or 0.0)
         yield GaugeMetricFamily("helpline_failed_jobs", "RQ jobs in the failed registry.",
-                                value=FailedJobRegistry(queue=queue).count)
+                                value=sum(FailedJobRegistry(queue=q).count for q in self.app.extensions["queues"]))
         yield HistogramMetricFamily("helpline_wait_seconds", "Time from joining the queue to a counsellor's claim.",
                                     buckets=_cumulative(totals, "wait|", WAIT_BUCKETS), sum_value=totals.get("wait_sum", 0.0))
         latency = HistogramMetricFamily("helpline_webhook_seconds", "Time to answer a texter's webhook.",

@@ -20,7 +20,7 @@ from flows.conversation import Conversation
 
 from . import events
 from .errors import NoConsent, RecipientOptedOut, SendFailed
-from .extensions import get_queue, get_redis, get_store
+from .extensions import get_redis, get_replies_queue, get_store
 from .store import entry
 
 FAILED = "o:failed"  # outbound ids that failed, scored by when: what supervisors review
@@ -91,7 +91,7 @@ def queue_reply(conv_id: str, text: str, author: str) -> str:
     store.append(conv_id, entry("counsellor", text, now, by=author, outbound=outbound_id), pipe=pipe)
     retry_after = [int(s) for s in str(current_app.config["SEND_RETRY_SECONDS"]).split(",") if s.strip()] or [0]
     # Retry covers exceptions and abandoned jobs alike: RQ retries a job whose worker died mid-send.
-    get_queue().enqueue_call("workers.sender.send_outbound", args=(outbound_id,), pipeline=pipe,
+    get_replies_queue().enqueue_call("workers.sender.send_outbound", args=(outbound_id,), pipeline=pipe,
                              timeout=SEND_JOB_TIMEOUT, retry=Retry(max=len(retry_after), interval=retry_after),
                              on_failure=Callback("workers.sender.send_failed"), result_ttl=0,
                              failure_ttl=7 * 86400)

@@ -162,7 +162,7 @@ def browser():
 
 @pytest.fixture
 def run_jobs(app):
-    """Work the RQ queue until it is empty, in this process, against this app; returns the worker."""
+    """Work the RQ queues until they are empty, in this process, against this app; returns the worker."""
     from rq import SimpleWorker
     from rq.serializers import JSONSerializer
 
@@ -172,7 +172,7 @@ def run_jobs(app):
 
     def run():
         # SimpleWorker runs jobs in this process, so a test sees their effects at once.
-        worker = SimpleWorker([app.extensions["queue"]], connection=app.extensions["redis"],
+        worker = SimpleWorker(list(app.extensions["queues"]), connection=app.extensions["redis"],
                               serializer=JSONSerializer)
         worker.work(burst=True, logging_level="WARNING")
         return worker

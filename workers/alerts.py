@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 ALERT_TIMEOUT = 5.0  # seconds per attempt
 # Pauses between attempts: an emergency alert is worth a few seconds of a worker, not minutes.
 ALERT_BACKOFF = (1.0, 4.0)
+# All attempts together end within this, however slowly the webhook answers: the worker has
+# counsellors' replies to send (they are served first, but a running job is not interrupted).
+ALERT_DEADLINE = 12.0
 # One alert per conversation in this many seconds: the first points at the console, which shows every
 # later message; a flood of emergencies from one chat must not hold the workers that send replies.
 ALERT_EVERY = 300
@@ -85,9 +88,12 @@ def emergency_alert(conv_id: str) -> None:
 
 
 def _post(url: str, alert: dict, conv_id: str) -> None:
+    deadline = time.monotonic() + ALERT_DEADLINE
     for attempt, pause in enumerate((*ALERT_BACKOFF, None), start=1):
         try:
-            answer = requests.post(url, json=alert, timeout=ALERT_TIMEOUT)
+            # requests' timeout bounds connecting and each read, not a trickling answer; fine for a
+            # webhook's short reply, and the deadline caps the attempts' sum.
+            answer = requests.post(url, json=alert, timeout=min(ALERT_TIMEOUT, deadline - time.monotonic()))
             if answer.status_code < 400:
                 return
             problem = f"HTTP {answer.status_code}"
@@ -96,7 +102,8 @@ def _post(url: str, alert: dict, conv_id: str) -> None:
         except requests.RequestException as exc:
             problem = type(exc).__name__
         log.warning("emergency alert for %s: attempt %d failed (%s)", conv_id, attempt, problem)
-        if pause is not None:
-            time.sleep(pause)
+        if pause is None or time.monotonic() + pause + 1.0 > deadline:
+            break  # no time left for a useful attempt
+        time.sleep(pause)
     log.error("emergency alert for %s could not be delivered (%s)", conv_id, problem)
     raise SendFailed(f"the alert webhook did not take the alert ({problem})")

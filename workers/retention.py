@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
 
 import redis
@@ -67,13 +68,13 @@ def purge() -> dict:
     app = context.app()
     queue = app.extensions["queue"]
     schedule(queue, app.config["RETENTION_PURGE_MINUTES"])
-    counts = sweep(app.extensions["redis"], queue, app.config["HELPLINE_RETENTION_DAYS"],
+    counts = sweep(app.extensions["redis"], app.extensions["queues"], app.config["HELPLINE_RETENTION_DAYS"],
                    app.config["HELPLINE_AUDIT_RETENTION_DAYS"])
     log.info("retention purge: %s", counts)
     return counts
 
 
-def sweep(client: redis.Redis, queue: Queue, retention_days: int, audit_days: int,
+def sweep(client: redis.Redis, queues: Iterable[Queue], retention_days: int, audit_days: int,
           now: float | None = None) -> dict:
     """One purge pass over the store; safe to run at any time, any number of times."""
     now = time.time() if now is None else now
@@ -81,7 +82,7 @@ def sweep(client: redis.Redis, queue: Queue, retention_days: int, audit_days: in
     return {
         "waiting": drop_expired_waiting(client),
         "ttl_set": cap_ttls(client, retention),
-        "jobs": delete_old_jobs(queue, now - retention),
+        "jobs": sum(delete_old_jobs(queue, now - retention) for queue in queues),
         "failed_replies": int(client.zremrangebyscore(FAILED_REPLIES, 0, now - retention)),
         "audit": trim_audit(client, now - audit_days * 86400),
     }

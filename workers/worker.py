@@ -15,11 +15,11 @@ MAINTENANCE_INTERVAL = 60
 
 
 def run(burst: bool = False, name: str | None = None) -> bool:
-    """Work the help line's queue until stopped (or until it is empty, with burst)."""
+    """Work the help line's queues, counsellors' replies first, until stopped (or until empty, with burst)."""
     app = context.app()
     queue = app.extensions["queue"]
     retention.schedule(queue, app.config["RETENTION_PURGE_MINUTES"])
     # The app's factory has already sent this process's logs (RQ's too) through bot.logs as JSON lines.
-    worker = Worker([queue], connection=app.extensions["redis"], serializer=JSONSerializer, name=name,
+    worker = Worker(list(app.extensions["queues"]), connection=app.extensions["redis"], serializer=JSONSerializer, name=name,
                     worker_ttl=WORKER_TTL, maintenance_interval=MAINTENANCE_INTERVAL)
     return worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")

@@ -12,7 +12,7 @@ from .conftest import ask_for_counsellor
 
 def sends(app) -> int:
     """Send jobs waiting in the RQ queue (the handoff's alert job is not one)."""
-    return sum(job.func_name == "workers.sender.send_outbound" for job in app.extensions["queue"].jobs)
+    return sum(job.func_name == "workers.sender.send_outbound" for job in app.extensions["replies"].jobs)
 
 
 @pytest.fixture

@@ -62,22 +62,25 @@ def test_dashboard_shows_no_numbers_or_messages(app, client, console):
     assert "5550123" not in page and "in line" not in page
 
 
-def test_failed_jobs_are_listed_by_kind_and_retried_with_the_console_token(app, console, run_jobs):
+@pytest.mark.parametrize("queue_name", ["queue", "replies"])  # alerts' queue and counsellors' replies' own
+def test_failed_jobs_are_listed_by_kind_and_retried_with_the_console_token(app, console, run_jobs, queue_name):
     # A job that really fails in a worker, with an error message that quotes its input.
-    job = app.extensions["queue"].enqueue_call("builtins.int", args=("+16615550123 said hi",))
+    queue = app.extensions[queue_name]
+    job = queue.enqueue_call("builtins.int", args=("+16615550123 said hi",))
     run_jobs()
-    registry = FailedJobRegistry(queue=app.extensions["queue"])
+    registry = FailedJobRegistry(queue=queue)
     assert job.id in registry.get_job_ids()
     sam = console("sam")
     page = sam.get("/console/dashboard").get_data(as_text=True)
     assert "builtins.int" in page and "ValueError" in page
+    assert sam.get("/console/dashboard/data").json["now"]["failed_jobs"] == 1
     assert "5550123" not in page  # the error's kind, never its message or arguments
     # Without the form's token the retry is refused and the job stays failed.
     assert sam.client.post(f"/console/dashboard/jobs/{job.id}/retry").status_code == 400
     assert job.id in registry.get_job_ids()
     assert sam.post(f"/console/dashboard/jobs/{job.id}/retry").status_code == 302
     assert job.id not in registry.get_job_ids()
-    assert job.id in app.extensions["queue"].get_job_ids()
+    assert job.id in queue.get_job_ids()  # back on its own queue
     assert sam.post(f"/console/dashboard/jobs/{job.id}/retry").status_code == 404  # not failed any more
 
 

@@ -49,13 +49,13 @@ def snapshot(app):
     conv = app.extensions["store"].load(cid)
     client = app.extensions["redis"]
     return (conv.state, conv.messages, conv.handoff, client.llen(transcript_key(cid)),
-            app.extensions["waiting"].depth(), app.extensions["queue"].count)
+            app.extensions["waiting"].depth(), sum(q.count for q in app.extensions["queues"]))
 
 
 def work(app) -> None:
     workers.context.use(app)
     try:
-        SimpleWorker([app.extensions["queue"]], connection=app.extensions["redis"],
+        SimpleWorker(list(app.extensions["queues"]), connection=app.extensions["redis"],
                      serializer=JSONSerializer).work(burst=True, logging_level="WARNING")
     finally:
         workers.context.use(None)
@@ -82,7 +82,7 @@ def test_redis_stopped_and_restarted(tmp_path, tcp_redis, caplog):
     assert (state, handoff, messages, depth) == ("waiting", "waiting", before[1] + 1, 1)
     assert jobs == before[5] + 1
     work(app)  # the worker picks up where it was
-    assert app.extensions["queue"].count == 0
+    assert sum(q.count for q in app.extensions["queues"]) == 0
 
 
 @pytest.fixture
@@ -147,7 +147,7 @@ def test_redis_with_a_password_or_acl_user(tmp_path, locked_redis, credentials):
     texter.send("yes")
     assert snapshot(app)[4] == 1
     work(app)
-    assert app.extensions["queue"].count == 0
+    assert sum(q.count for q in app.extensions["queues"]) == 0
 
 
 def test_wrong_redis_password_answers_safely(tmp_path, locked_redis, caplog):

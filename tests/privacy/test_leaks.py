@@ -113,8 +113,8 @@ def scenario(twilio_api, app, redis_client, run_jobs, caplog, capsys):
     console_work(app, redis_client, cid)
     with app.app_context():
         queue_reply(helpline.conversation_id("web", token), "Xylophone? We can talk here", "ana")
-    queue = app.extensions["queue"]
-    jobs = [repr((j.func_name, j.args, j.kwargs, j.description, j.meta)) for j in queue.jobs]
+    jobs = [repr((j.func_name, j.args, j.kwargs, j.description, j.meta))
+            for queue in app.extensions["queues"] for j in queue.jobs]
     run_jobs()
     assert [m["To"] for m in twilio_api.sent] == [NUMBER]  # the counsellor's reply went out
     sid = twilio_api.sent[0]["sid"]
@@ -123,7 +123,7 @@ def scenario(twilio_api, app, redis_client, run_jobs, caplog, capsys):
         assert client.post("/sms/status", data=form, headers={
             "X-Twilio-Signature": sign("http://localhost/sms/status", form)}).status_code == 204
     assert latest_status(redis_client, sid) == "delivered"
-    jobs += job_records(queue)
+    jobs += [record for queue in app.extensions["queues"] for record in job_records(queue)]
     metrics = client.get("/metrics")
     assert metrics.status_code == 200
     return {"app": app, "client": client, "token": token, "cid": cid, "jobs": jobs,

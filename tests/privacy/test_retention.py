@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry
 
 from bot import audit
@@ -59,17 +60,19 @@ def test_purge_caps_keys_without_a_ttl(app, redis_client):
     assert redis_client.ttl("st:all-not-personal") == -1
 
 
-def test_purge_deletes_job_records_older_than_retention(app, redis_client, run_jobs):
-    queue = app.extensions["queue"]
+@pytest.mark.parametrize("queue_name", ["queue", "replies"])
+def test_purge_deletes_job_records_older_than_retention(app, redis_client, run_jobs, queue_name):
+    queue = app.extensions[queue_name]
     ok = queue.enqueue("workers.alerts.notify_counsellors", "someid", result_ttl=400 * DAY)
     bad = queue.enqueue("workers.alerts.no_such_job", "someid", failure_ttl=400 * DAY)
     run_jobs()
     finished, failed = FinishedJobRegistry(queue=queue), FailedJobRegistry(queue=queue)
     assert finished.get_job_ids() == [ok.id] and failed.get_job_ids() == [bad.id]
     days = app.config["HELPLINE_RETENTION_DAYS"]
-    assert retention.sweep(redis_client, queue, days, 365)["jobs"] == 0  # still within retention
+    queues = app.extensions["queues"]
+    assert retention.sweep(redis_client, queues, days, 365)["jobs"] == 0  # still within retention
     later = time.time() + (days + 1) * DAY
-    assert retention.sweep(redis_client, queue, days, 365, now=later)["jobs"] == 2
+    assert retention.sweep(redis_client, queues, days, 365, now=later)["jobs"] == 2
     assert finished.get_job_ids() == [] and failed.get_job_ids() == []
     assert not list(redis_client.scan_iter("rq:job:*")) and not list(redis_client.scan_iter("rq:results:*"))
 
@@ -87,7 +90,7 @@ def test_audit_is_trimmed_after_its_own_retention(app, redis_client):
     redis_client.xadd(audit.STREAM, {"actor": "ana", "action": "claim", "conv": "x", "detail": ""}, id=f"{old_ms}-0")
     redis_client.xadd(audit.STREAM, {"actor": "ana", "action": "end", "conv": "x", "detail": ""}, id=f"{recent_ms}-0")
     audit.record(redis_client, "ana", "open", "x")
-    counts = retention.sweep(redis_client, app.extensions["queue"], 30, app.config["HELPLINE_AUDIT_RETENTION_DAYS"])
+    counts = retention.sweep(redis_client, app.extensions["queues"], 30, app.config["HELPLINE_AUDIT_RETENTION_DAYS"])
     assert counts["audit"] == 1
     assert [e["action"] for e in audit.entries(redis_client)] == ["open", "end"]
 
@@ -97,7 +100,7 @@ def test_failed_reply_entries_are_trimmed_after_retention(app, redis_client):
 
     now = time.time()
     redis_client.zadd(FAILED, {"old": now - 31 * DAY, "recent": now - DAY})
-    assert retention.sweep(redis_client, app.extensions["queue"], 30, 365)["failed_replies"] == 1
+    assert retention.sweep(redis_client, app.extensions["queues"], 30, 365)["failed_replies"] == 1
     assert [m.decode() for m in redis_client.zrange(FAILED, 0, -1)] == ["recent"]
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from bot import outbound
+from workers import alerts
 
 from bot.hours import ONLINE
 
@@ -19,11 +23,21 @@ class Receiver:
     def __init__(self):
         self.bodies: list[bytes] = []
         self.statuses: list[int] = []
+        self.hang = threading.Event()  # set: take the alert and never answer
+        self.done = threading.Event()
+        self.arrived: list[float] = []  # time.monotonic() of each post
+        self.probe = lambda: None  # what else had happened by each post (a test sets it)
+        self.probed: list = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
+                receiver.arrived.append(time.monotonic())
+                receiver.probed.append(receiver.probe())
                 receiver.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+                if receiver.hang.is_set():
+                    receiver.done.wait(30)
+                    return
                 self.send_response(receiver.statuses.pop(0) if receiver.statuses else 204)
                 self.end_headers()
 
@@ -41,6 +55,7 @@ def receiver(config):
     found = Receiver()
     config.update(ALERT_WEBHOOK_URL=found.url, PUBLIC_URL="http://localhost")
     yield found
+    found.done.set()
     found.server.shutdown()
     found.server.server_close()
 
@@ -115,3 +130,33 @@ def test_a_newly_waiting_conversation_is_announced_to_the_console(app, queued_te
     pubsub.close()
     [waiting] = [e for e in events if e["kind"] == "waiting"]
     assert (waiting["conv"], waiting["priority"], waiting["depth"], waiting["online"]) == (conv_id, "normal", 1, 1)
+
+
+def test_a_counsellors_reply_goes_out_before_a_backlog_of_alerts(receiver, sending, app, make_texter, queued_texter,
+                                                                   run_jobs):
+    _, conv_id = queued_texter()
+    for _ in range(3):  # three conversations in danger, each with an alert waiting for the worker
+        make_texter().send(DANGER)
+    with app.app_context():
+        outbound.queue_reply(conv_id, "I'm here with you.", "ana")
+    receiver.probe = lambda: len(sending.sent)
+
+    run_jobs()
+
+    assert len(sending.sent) == 1
+    assert receiver.probed == [1, 1, 1]  # queued last, sent before any alert
+
+
+def test_an_alert_webhook_that_never_answers_holds_the_worker_for_a_bounded_time(receiver, app, texter, run_jobs,
+                                                                                 monkeypatch, caplog):
+    monkeypatch.setattr(alerts, "ALERT_TIMEOUT", 1.0)
+    monkeypatch.setattr(alerts, "ALERT_DEADLINE", 3.5)
+    receiver.hang.set()
+    texter.send(DANGER)
+
+    with caplog.at_level(logging.ERROR, logger="workers.alerts"):
+        run_jobs()
+
+    # A 1 s attempt, a 1 s pause, a second 1 s attempt; the 4 s pause would pass the deadline: no third.
+    assert len(receiver.arrived) == 2
+    assert "could not be delivered" in caplog.text  # said once the time is up, not cut off by a bad timeout

@@ -50,7 +50,7 @@ def test_a_worker_killed_mid_send_is_recovered_and_the_reply_sent_once(sending, 
     # RQ calls a job abandoned once its heartbeat has expired (90 s after the kill, here) and retries it.
     # Rather than wait, expire the dead worker's heartbeat now; the next worker's maintenance does the rest.
     redis = app.extensions["redis"]
-    registry = StartedJobRegistry(queue=app.extensions["queue"])
+    registry = StartedJobRegistry(queue=app.extensions["replies"])
     running = redis.zrange(registry.key, 0, -1)
     assert running, "the killed worker's job is still registered as running"
     redis.zadd(registry.key, {member: 1 for member in running})

@@ -50,7 +50,7 @@ def test_the_outbound_record_keeps_the_text_encrypted_and_the_job_only_ids(sendi
 
     redis = app.extensions["redis"]
     stored = b"".join(v for v in redis.hgetall(f"o:{outbound_id}").values())
-    [job] = [j for j in app.extensions["queue"].jobs if j.func_name == "workers.sender.send_outbound"]
+    [job] = [j for j in app.extensions["replies"].jobs if j.func_name == "workers.sender.send_outbound"]
     assert secret.encode() not in stored and texter.number.encode() not in stored
     assert job.args == [outbound_id]
 
@@ -119,7 +119,7 @@ def test_a_job_run_again_after_sending_sends_nothing(sending, app, queued_texter
     outbound_id = reply(app, conv_id)
     run_jobs()
 
-    app.extensions["queue"].enqueue_call("workers.sender.send_outbound", args=(outbound_id,))
+    app.extensions["replies"].enqueue_call("workers.sender.send_outbound", args=(outbound_id,))
     run_jobs()
 
     assert len(sending.sent) == 1 and len(posts(sending)) == 1
@@ -147,7 +147,7 @@ def test_a_texter_who_sent_stop_gets_nothing(sending, app, queued_texter, run_jo
         outbound.queue_reply(conv_id, "Hello?", "ana")
     run_jobs()
 
-    assert app.extensions["queue"].count == 0 and sending.requests == []
+    assert app.extensions["replies"].count == 0 and sending.requests == []
 
 
 def test_stop_between_queueing_and_sending_stops_the_send(sending, app, queued_texter, run_jobs):
