@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench clean
+.PHONY: install run test fuzz bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ run: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The long fuzzing run of tests/fuzz (issue 13): FUZZ_SECONDS in all, shared by its tests (about 10 minutes).
+FUZZ_SECONDS ?= 600
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest -p no:cacheprovider tests/fuzz $(PYTEST_ARGS)
 
 bench: install
 	$(PY) -m tests.perf.bench
