@@ -82,7 +82,7 @@ class Helpline:
             self.store.release(session)
             return Outcome(cid, list(session.previous.get("replies", [])), duplicate=True,
                            level=session.previous.get("level", "normal"))
-        if limit and session.count > limit.limit and not self._emergency_allowed(inbound, limit):
+        if limit and session.count > limit.limit and not self._allowed_past_limit(inbound, limit, session.conv):
             self.store.release(session)
             raise Throttled("sender past the rate limit")
         try:
@@ -113,10 +113,16 @@ class Helpline:
             raise
         return outcome
 
-    def _emergency_allowed(self, inbound: Inbound, limit: SenderLimit) -> bool:
-        if self.flows.triage is None or self.flows.triage.assess(inbound.text).level != "emergency":
-            return False
-        return allow(self.store.redis, "sms-emergency", limit.key, limit.emergency_limit, limit.window)
+    def _allowed_past_limit(self, inbound: Inbound, limit: SenderLimit, conv: Conversation | None) -> bool:
+        """An emergency is handled past the limit, within an allowance of its own; and so is what a
+        texter in danger writes next ("1" to reach a counsellor, where they are), within a second
+        allowance as large as the ordinary one, so that the emergency is followed through."""
+        redis = self.store.redis
+        if self.flows.is_emergency(inbound.text) and allow(redis, "sms-emergency", limit.key,
+                                                           limit.emergency_limit, limit.window):
+            return True
+        return conv is not None and conv.risk == "emergency" and allow(redis, "sms-danger", limit.key,
+                                                                       limit.limit, limit.window)
 
     # -- effects ------------------------------------------------------------------
 

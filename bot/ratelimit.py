@@ -16,8 +16,8 @@ def counter_name(bucket: str, key: str, window: int) -> str:
 class SenderLimit:
     """A texter's allowance per window, counted in the same round trip that loads their conversation.
 
-    Past it a message is not processed, except one that triage reads as an emergency, within an
-    allowance of its own (`emergency_limit`).
+    Past it a message is not processed, except one read as an emergency, within an allowance of its
+    own (`emergency_limit`), and what a texter in danger writes next (bot.engine.Helpline.handle).
     """
 
     key: str  # a keyed hash of the sender (Vault.digest), never the address

@@ -251,9 +251,13 @@ class FlowEngine:
 
     # -- internals ------------------------------------------------------------
 
-    def _danger(self, step: Step, conv: Conversation, text: str, reading: Reading) -> tuple[bool, bool, bool]:
-        """Is this message an emergency (triage's lexicon or the intent model), about self-harm, and did
-        it raise the conversation's risk?"""
+    def is_emergency(self, text: str) -> bool:
+        """Would this message be answered as an emergency, in whatever state (the rate limit asks)?"""
+        text = clean(text)
+        return self._assess(text, self.read(text))[0] == "emergency"
+
+    def _assess(self, text: str, reading: Reading) -> tuple[str, tuple, bool]:
+        """(level, matched, self_harm) of a message: triage's lexicon and the intent model together."""
         level, matched, self_harm, denied = "normal", (), False, False
         if self.triage is not None:
             found = self.triage.assess(text)
@@ -265,6 +269,12 @@ class FlowEngine:
             self_harm = self_harm or reading.intent == "danger_now.self_harm"
         elif reading.name == "disclosure" and reading.confidence >= CONFIDENT and level == "normal":
             level, matched = "high", matched + ("intent:disclosure",)
+        return level, matched, self_harm
+
+    def _danger(self, step: Step, conv: Conversation, text: str, reading: Reading) -> tuple[bool, bool, bool]:
+        """Is this message an emergency (triage's lexicon or the intent model), about self-harm, and did
+        it raise the conversation's risk?"""
+        level, matched, self_harm = self._assess(text, reading)
         step.level, step.matched = level, matched
         raised = conv.raise_risk(level, matched)
         return level == "emergency", self_harm, raised

@@ -229,20 +229,38 @@ def test_a_message_waiting_for_the_conversation_lock_counts_once_and_keeps_its_c
     assert replies_of(texter.post(texter.form("hello?")).data) == []  # the 4th: past the limit after waiting too
 
 
-def test_past_the_limit_an_emergency_is_still_handled_once_per_allowance(limited):
-    texter = Texter(limited.test_client(), "+16615550123")
-    for body in ("hi", "1", "2"):
+def test_past_the_limit_an_emergency_is_handled_in_full_queued_first_and_alerted(limited):
+    client = limited.test_client()
+    texter = Texter(client, "+16615550123")
+    chat = client.post("/chat/api/session", json={"lang": "en"}).json["token"]
+    for n, body in enumerate(("1", "1", "1")):  # someone else already in line, by web chat, normal priority
+        client.post("/chat/api/messages", json={"token": chat, "text": body, "client_id": str(n)})
+    for body in ("hi", "1", "2"):  # this texter has used their whole allowance
         texter.send(body)
+
     reply = texter.send("he has a gun and will kill me")
     assert "911" in reply
     conv, _ = state_of(limited, texter.number)
     assert conv.risk == "emergency"
-    waiting = limited.extensions["waiting"]
-    # ...but not without end: past the emergency allowance too, nothing more is processed
-    assert texter.send("he has a gun and will kill me") == ""
-    assert state_of(limited, texter.number)[0].messages == conv.messages
     assert any(j.func_name == "workers.alerts.emergency_alert" for j in limited.extensions["queue"].jobs)
-    assert waiting.depth() <= 1
+    # What they write next is answered too: the offer of a counsellor is taken, and they are first in line.
+    assert "in line" in texter.send("1")
+    waiting = limited.extensions["waiting"]
+    cid = limited.extensions["helpline"].conversation_id("sms", texter.number)
+    assert [w[0] for w in waiting.waiting()] == [cid, limited.extensions["helpline"].conversation_id("web", chat)]
+    texter.send("im in the back room of the store")  # and their next words reach the counsellor
+    said = [e["text"] for e in limited.extensions["store"].transcript(cid) if e["from"] == "texter"]
+    assert said[-1] == "im in the back room of the store"
+
+
+def test_past_the_limit_the_emergency_allowances_still_end(limited):
+    texter = Texter(limited.test_client(), "+16615550123")
+    for body in ("hi", "1", "2"):
+        texter.send(body)
+    assert "911" in texter.send("he has a gun and will kill me")  # the emergency allowance (1)
+    answered = [texter.send("please") for _ in range(5)]  # then as many again as the ordinary limit (3)
+    assert [bool(a) for a in answered] == [True, True, True, False, False]
+    assert texter.send("he has a gun and will kill me") == ""  # a flood is not processed without end
 
 
 def test_a_retry_of_an_answered_message_gets_its_answer_past_the_limit(limited):
