@@ -24,6 +24,7 @@ from . import ratelimit
 from .engine import Inbound
 from .errors import ConversationBusy, HelplineError, StoreUnavailable, origin
 from .chat_streams import Claim, takeover_channel
+from .erasure import dedupe_prefix
 from .events import BUSY, conversation_channel, listen, live_response
 from .security import client_address
 from .extensions import get_helpline, get_redis, get_store
@@ -116,6 +117,7 @@ def open_session():
         raise ChatError(400, "bad_request", detail=f"lang must be one of {', '.join(LANGUAGES)}")
     cfg = current_app.config
     _limit("chat-open", "addr:" + client_address(), cfg["CHAT_SESSIONS_PER_HOUR"], 3600)
+    _limit("chat-open", "all", cfg["CHAT_SESSIONS_PER_MINUTE_ALL"], 60)
 
     helpline, store, now = get_helpline(), get_store(), time.time()
     token = secrets.token_urlsafe(TOKEN_BYTES)
@@ -149,9 +151,11 @@ def post_message():
     helpline = get_helpline()
     cid = _conversation_of(token)
     _limit("chat-msg", "token:" + token, per_chat, 60)
+    _total_within(helpline, token, cid)
 
     # The page's id for this message: a retry after a lost answer gets the first answer again.
-    message_id = "web:" + helpline.store.vault.digest(f"{token}:{client_id}")
+    # It starts with the conversation id so that a quick exit finds (and erases) the stored answers.
+    message_id = dedupe_prefix(cid) + helpline.store.vault.digest(f"{token}:{client_id}")
     outcome = helpline.handle(Inbound("web", token, text, message_id=message_id))
     conv = helpline.store.load(cid)
     return jsonify(replies=outcome.replies, choices=choices(conv), open=conv is not None)
@@ -161,8 +165,10 @@ def post_message():
 @_store_errors
 def quick_exit():
     """Erase the chat now, as a confirmed DELETE does; the page has already left for CHAT_EXIT_URL."""
-    cid = _conversation_of(_token(_body().get("token")))
+    token = _token(_body().get("token"))
+    cid = _conversation_of(token)
     get_helpline().erase(cid)
+    get_redis().delete(_total_key(token))
     return jsonify(erased=True)
 
 
@@ -309,6 +315,22 @@ def _conversation_of(token: str) -> str:
     if not helpline.store.redis.exists(conv_key(cid)):
         raise ChatError(404, "not_found", detail="this chat has ended or never existed")
     return cid
+
+
+def _total_within(helpline, token: str, cid: str) -> None:
+    """A chat takes CHAT_MAX_MESSAGES in all; then the visitor is asked to start a new one."""
+    client, name = get_redis(), _total_key(token)
+    pipe = client.pipeline(transaction=False)
+    pipe.incr(name)
+    pipe.expire(name, helpline.store.ttl)
+    count, _ = pipe.execute()
+    if count > current_app.config["CHAT_MAX_MESSAGES"]:
+        conv = helpline.store.load(cid)
+        raise ChatError(409, "chat_full", replies=[helpline.flows.say(conv, "chat_full")] if conv else [])
+
+
+def _total_key(token: str) -> str:
+    return f"cm:{get_helpline().store.vault.digest('chat-total:' + token)}"
 
 
 def _limit(bucket: str, who: str, limit: int, window: int) -> None:

@@ -58,12 +58,20 @@ class Outcome:
 _STORE_EFFECTS = frozenset({"request_handoff", "record_tip", "emergency_alert", "erase", "opt_out", "opt_in"})
 
 
+KEPT_PAST_CAP = 160  # characters of each message kept once a conversation has passed its cap
+
+
 class Helpline:
     """The channel-agnostic engine every channel calls."""
 
     def __init__(self, store: ConversationStore, flows: FlowEngine, waiting: WaitingQueue, queue=None,
-                 clock=time.time, stats=None, staffing=None):
+                 clock=time.time, stats=None, staffing=None, transcript_max_chars: int = 200_000, erase_also=None):
         self.store, self.flows, self.waiting, self.queue, self.clock = store, flows, waiting, queue, clock
+        # Past this many characters of a texter's own words, each new message keeps only its start:
+        # a script cannot grow one conversation without bound, and a person's words still show.
+        self.transcript_max_chars = transcript_max_chars
+        # erase_also(pipe, conv_id): what other owners keep of a conversation (bot.erasure), erased with it.
+        self.erase_also = erase_also
         self.staffing = staffing  # bot.hours.Staffing: the wait a newly queued texter is told
         self.stats = stats  # bot.metrics.Stats: counters written in the same transaction as the message
 
@@ -94,7 +102,8 @@ class Helpline:
             self._prepare(conv, step, now, handoff_before=before[2])
             # The counsellor sees what the bot read the message as ("not_safe_now" above all).
             extra = {"intent": step.intent} if step.intent else {}
-            session.entries.append(entry("texter", inbound.text, now, media=inbound.media, level=step.level, **extra))
+            session.entries.append(entry("texter", self._kept(conv, inbound.text), now, media=inbound.media,
+                                         level=step.level, **extra))
             session.entries += [entry("bot", reply, now) for reply in step.replies]
             outcome = Outcome(cid, step.replies, level=step.level)
             erase = step.effect("erase") is not None
@@ -123,6 +132,13 @@ class Helpline:
             return True
         return conv is not None and conv.risk == "emergency" and allow(redis, "sms-danger", limit.key,
                                                                        limit.limit, limit.window)
+
+    def _kept(self, conv: Conversation, text: str) -> str:
+        """What the transcript keeps of a message: all of it, until the conversation's cap."""
+        if conv.stored_chars >= self.transcript_max_chars and len(text) > KEPT_PAST_CAP:
+            text = text[:KEPT_PAST_CAP] + " […]"
+        conv.stored_chars += len(text)
+        return text
 
     # -- effects ------------------------------------------------------------------
 
@@ -183,6 +199,8 @@ class Helpline:
     def _erase(self, pipe, conv_id: str) -> None:
         self.waiting.remove(pipe, conv_id)
         self.store.erase(pipe, conv_id)
+        if self.erase_also is not None:
+            self.erase_also(pipe, conv_id)
         events.publish(pipe, "erased", conv_id)
 
     def _enqueue(self, pipe, func: str, *ids: str) -> None:

@@ -34,6 +34,8 @@ _twilio_http_log.setLevel(logging.WARNING)
 
 
 def init_app(app: Flask) -> None:
+    from . import erasure  # here, not above: it names the console's keys, and the console needs this module
+
     cfg = app.config
     if not cfg.get("REDIS_URL") and not cfg.get("REDIS_SENTINELS"):
         server = EmbeddedRedis(f"{app.instance_path}/redis")
@@ -59,7 +61,9 @@ def init_app(app: Flask) -> None:
         waiting=waiting,
         twilio=build_twilio(cfg),
         stats=stats,
-        helpline=Helpline(store, flows, waiting, queue, stats=stats, staffing=Staffing.from_config(client, cfg)),
+        helpline=Helpline(store, flows, waiting, queue, stats=stats, staffing=Staffing.from_config(client, cfg),
+                          transcript_max_chars=cfg["TRANSCRIPT_MAX_CHARS"],
+                          erase_also=functools.partial(erasure.erase_leftovers, store)),
     )
 
 

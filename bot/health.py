@@ -7,6 +7,7 @@ from rq.utils import now, utcparse
 from rq.worker_registration import REDIS_WORKER_KEYS
 
 from .extensions import get_redis
+from .metrics import memory_ratio
 
 bp = Blueprint("health", __name__)
 
@@ -14,8 +15,9 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 def healthz():
     """200 when Redis answers and some worker has sent a heartbeat lately; 503 with the reason otherwise.
+    A 200 lists `warnings` when Redis is nearly full (REDIS_MEMORY_WARN of its maxmemory).
 
-    Cheap: two round trips (the worker set, then every worker's heartbeat in one pipeline).
+    Cheap: three round trips (the worker set, every worker's heartbeat in one pipeline, INFO memory).
     """
     client = get_redis()
     try:
@@ -24,6 +26,7 @@ def healthz():
         for key in keys:
             pipe.hget(key, "last_heartbeat")
         beats = pipe.execute()
+        memory = memory_ratio(client)
     except redis.RedisError:
         return jsonify(status="unavailable", redis=False, reason="Redis does not answer"), 503
     ages = [_age(raw) for raw in beats if raw]
@@ -32,7 +35,13 @@ def healthz():
     if youngest is None or youngest > limit:
         reason = "no RQ worker is running" if youngest is None else f"no RQ worker heartbeat for {youngest:.0f}s"
         return jsonify(status="unavailable", redis=True, workers=0, reason=reason), 503
-    return jsonify(status="ok", redis=True, workers=sum(a <= limit for a in ages), heartbeat_age=round(youngest, 1))
+    answer = {"status": "ok", "redis": True, "workers": sum(a <= limit for a in ages),
+              "heartbeat_age": round(youngest, 1)}
+    if memory is not None and memory >= current_app.config["REDIS_MEMORY_WARN"]:
+        # Still up, but with noeviction a full Redis turns every answer into the static reply.
+        answer["warnings"] = [f"Redis uses {memory:.0%} of its maxmemory"]
+    return jsonify(answer)
+
 
 
 def _age(raw: bytes) -> float:

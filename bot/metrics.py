@@ -174,10 +174,11 @@ class Stats:
                 rows = self.redis.xrange(audit.STREAM, min=f"({cursor}", max="+", count=500)
                 if not rows:
                     return
-                claims = [(f[b"conv"].decode(), float(f[b"at"])) for _, f in rows if f[b"action"] == b"claim"]
-                queued = self.redis.mget([queued_key(c) for c, _ in claims]) if claims else []
+                claims = [(row.decode(), f[b"conv"].decode(), float(f[b"at"]))
+                          for row, f in rows if f[b"action"] == b"claim"]
+                queued = self.redis.mget([queued_key(c) for _, c, _ in claims]) if claims else []
                 pipe = self.redis.pipeline(transaction=True)
-                for (conv_id, at), since in zip(claims, queued):
+                for (row, conv_id, at), since in zip(claims, queued):
                     day = self.day(at)
                     self._add(pipe, Counter({"claimed": 1}), day, Counter({"claimed": 1}))
                     if since is not None:
@@ -185,7 +186,9 @@ class Stats:
                         pipe.hincrby(TOTALS, f"wait|{bucket(wait, WAIT_BUCKETS)}", 1)
                         pipe.hincrby(TOTALS, "wait_count", 1)
                         pipe.hincrbyfloat(TOTALS, "wait_sum", wait)
-                        pipe.zadd(waits_key(day), {f"{conv_id}:{at}": wait})
+                        # Named by the audit row, not the conversation: kept past the retention, the
+                        # day's waits must not say which conversation waited.
+                        pipe.zadd(waits_key(day), {row: wait})
                         pipe.expire(waits_key(day), DAY_TTL)
                         pipe.delete(queued_key(conv_id))
                 for _, f in rows:
@@ -238,6 +241,13 @@ def median(values: list[float]) -> float | None:
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
+def memory_ratio(client: redis.Redis) -> float | None:
+    """Redis's used memory as a share of its maxmemory; None when it has no maxmemory."""
+    info = client.info("memory")
+    limit = int(info.get("maxmemory") or 0)
+    return int(info["used_memory"]) / limit if limit else None
+
+
 class HelplineCollector:
     """prometheus-client Collector that reads the shared counters at scrape time (one pipeline)."""
 
@@ -270,6 +280,10 @@ class HelplineCollector:
                                 value=longest or 0.0)
         yield GaugeMetricFamily("helpline_failed_jobs", "RQ jobs in the failed registry.",
                                 value=sum(FailedJobRegistry(queue=q).count for q in self.app.extensions["queues"]))
+        ratio = memory_ratio(self.app.extensions["redis"])
+        yield GaugeMetricFamily("helpline_redis_memory_ratio",
+                                "Redis used memory over its maxmemory (0 when it has none); alert at 0.8.",
+                                value=ratio or 0.0)
         yield HistogramMetricFamily("helpline_wait_seconds", "Time from joining the queue to a counsellor's claim.",
                                     buckets=_cumulative(totals, "wait|", WAIT_BUCKETS), sum_value=totals.get("wait_sum", 0.0))
         latency = HistogramMetricFamily("helpline_webhook_seconds", "Time to answer a texter's webhook.",

@@ -77,6 +77,14 @@ DEFAULTS: dict[str, object] = {
     # Anonymous chat limits: new chats per client address per hour, messages per chat per minute
     # (a client address may send ten chats' worth, for a school or shelter behind one address).
     "CHAT_SESSIONS_PER_HOUR": 30,
+    # New chats per minute from all addresses together: a botnet cannot fill Redis with chats.
+    "CHAT_SESSIONS_PER_MINUTE_ALL": 120,
+    # Messages one chat may send in all; far above any real conversation, a bound for a script.
+    "CHAT_MAX_MESSAGES": 1000,
+    # Characters of a conversation's own messages kept in full; past it each new one keeps its start.
+    "TRANSCRIPT_MAX_CHARS": 200_000,
+    # /healthz warns (and helpline_redis_memory_ratio shows) when Redis uses this share of maxmemory.
+    "REDIS_MEMORY_WARN": 0.8,
     "CHAT_MESSAGES_PER_MINUTE": 20,
     # Proxies in front of the app that append the client's address to X-Forwarded-For; 0: none.
     "CHAT_PROXY_HOPS": 0,
@@ -88,8 +96,9 @@ _INTS = {"WORKER_HEARTBEAT_MAX_AGE", "HELPLINE_RETENTION_DAYS", "HELPLINE_AUDIT_
          "SMS_RATE_WINDOW", "SMS_EMERGENCY_LIMIT",
          "MAX_CONTENT_LENGTH", "HELPLINE_MINUTES_PER_CONVERSATION", "CONSOLE_IDLE_MINUTES",
          "CHAT_SESSIONS_PER_HOUR", "CHAT_MESSAGES_PER_MINUTE", "CHAT_PROXY_HOPS", "LIVE_STREAMS",
+         "CHAT_SESSIONS_PER_MINUTE_ALL", "CHAT_MAX_MESSAGES", "TRANSCRIPT_MAX_CHARS",
          "CHAT_STREAMS_PER_ADDRESS"}
-_FLOATS = {"HELPLINE_LOCK_WAIT", "TWILIO_HTTP_TIMEOUT"}
+_FLOATS = {"HELPLINE_LOCK_WAIT", "TWILIO_HTTP_TIMEOUT", "REDIS_MEMORY_WARN"}
 
 
 def from_environ(environ: os._Environ | dict | None = None) -> dict[str, object]:

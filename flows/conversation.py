@@ -26,6 +26,7 @@ class Conversation:
     created_at: float = 0.0
     updated_at: float = 0.0
     messages: int = 0
+    stored_chars: int = 0  # of the texter's own words in the transcript (bot.engine caps it)
     reassured_at: float = 0.0
     new: bool = True
 

@@ -12,6 +12,7 @@ from flask import current_app
 
 from bot import events
 from bot.engine import handoff_priority
+from bot.erasure import alerted_key
 from bot.errors import SendFailed
 from bot.extensions import get_redis, get_store, get_waiting
 from bot.hours import ONLINE
@@ -29,10 +30,6 @@ ALERT_DEADLINE = 12.0
 # One alert per conversation in this many seconds: the first points at the console, which shows every
 # later message; a flood of emergencies from one chat must not hold the workers that send replies.
 ALERT_EVERY = 300
-
-
-def alerted_key(conv_id: str) -> str:
-    return f"al:{conv_id}"
 
 
 def notify_counsellors(conv_id: str) -> None:

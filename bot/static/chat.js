@@ -187,6 +187,11 @@
     } else if (answer.status === 404) {
       bubble.remove();
       ended();
+    } else if (answer.data.error === "chat_full") {
+      // This chat has taken all it may: say why, and offer a new one.
+      handBack(bubble, text, shown);
+      answer.data.replies.forEach(function (reply) { addMessage("bot", reply); });
+      ended();
     } else if (answer.data.error === "too_long") {
       handBack(bubble, text, shown);
       say(words.too_long);

@@ -95,3 +95,37 @@ def test_polling_is_rate_limited_and_refuses_a_bad_index(client):
     assert client.get(f"/chat/api/replies?token={token}&after=x").status_code == 400
     answers = [client.get(f"/chat/api/replies?token={token}").status_code for _ in range(40)]
     assert answers.count(429) >= 9 and 200 in answers
+
+
+# -- what an anonymous visitor can make Redis keep ---------------------------------
+
+
+def test_a_chat_takes_its_total_of_messages_then_asks_for_a_new_chat(app, client):
+    app.config["CHAT_MAX_MESSAGES"] = 5
+    token = open_chat(client, "es")["token"]
+    answers = [say(client, token, "hola") for _ in range(6)]
+    assert [a.status_code for a in answers] == [200] * 5 + [409]
+    full = answers[-1].json
+    assert full["error"] == "chat_full" and "chat nuevo" in full["replies"][0] and "911" in full["replies"][0]
+    assert open_chat(client)["token"]  # a new chat starts as ever
+
+
+def test_new_chats_from_all_addresses_together_have_a_ceiling(proxied):
+    proxied.config["CHAT_SESSIONS_PER_MINUTE_ALL"] = 4
+    client = proxied.test_client()
+    statuses = [client.post("/chat/api/session", json={"lang": "en"},
+                            headers={"X-Forwarded-For": f"198.51.100.{n}"}).status_code for n in range(6)]
+    assert statuses.count(201) == 4 and statuses.count(429) == 2  # whatever address each came from
+
+
+def test_past_its_cap_a_conversation_keeps_only_the_start_of_each_long_message(app, client):
+    app.extensions["helpline"].transcript_max_chars = 3000
+    token = open_chat(client)["token"]
+    long = "my boss keeps my papers and " + "x" * 1500
+    for _ in range(3):
+        assert say(client, token, long).status_code == 200
+    assert say(client, token, "short one").status_code == 200
+    said = [e["text"] for e in app.extensions["store"].transcript(conv_id(app, token)) if e["from"] == "texter"]
+    assert said[:2] == [long, long]  # within the cap: whole
+    assert said[2] == long[:160] + " […]"  # past it: the start, marked
+    assert said[3] == "short one"

@@ -46,6 +46,11 @@ def test_dashboard_counts_todays_conversations_paths_handoffs_and_outcomes(app, 
     assert after["today"]["claimed"] == 1
     assert by_key(after["today"]["outcomes"])["referred"] == 1
     assert after["today"]["median_wait"] is not None and after["today"]["median_wait"] >= 0
+    # The day's waits are kept for the charts long past the retention: they must not name the conversation.
+    redis = app.extensions["redis"]
+    [waits] = redis.keys("st:w:*")
+    assert redis.zcard(waits) == 1
+    assert not any(conv_id.encode() in member for member in redis.zrange(waits, 0, -1))
 
 
 def test_dashboard_is_for_supervisors_only(app, console, client):

@@ -48,3 +48,21 @@ def test_redis_down_means_unavailable(tmp_path):
     server.stop()
     answer = app.test_client().get("/healthz")
     assert answer.status_code == 503 and answer.json["reason"] == "Redis does not answer"
+
+
+def test_a_nearly_full_redis_is_a_warning_on_healthz_and_a_metric(app, client, redis_client):
+    worker(app).heartbeat()
+    used = int(redis_client.info("memory")["used_memory"])
+    redis_client.config_set("maxmemory", used * 10)
+    try:
+        assert "warnings" not in client.get("/healthz").json
+        redis_client.config_set("maxmemory", int(used * 1.15))  # about 87 % used
+        answer = client.get("/healthz")
+        metrics = client.get("/metrics").get_data(as_text=True)
+    finally:
+        redis_client.config_set("maxmemory", 0)
+    assert answer.status_code == 200 and answer.json["status"] == "ok"  # still up: a warning, not an outage
+    [warning] = answer.json["warnings"]
+    assert "maxmemory" in warning
+    [line] = [x for x in metrics.splitlines() if x.startswith("helpline_redis_memory_ratio ")]
+    assert 0.8 <= float(line.split()[1]) < 1

@@ -1,0 +1,62 @@
+"""What else is stored about one conversation, so that DELETE and the chat's quick exit leave nothing.
+
+The record and the transcript belong to the store; around them other owners keep keys named by
+the conversation id (or found through its transcript): each is listed here, next to the module
+that names it, so a new one cannot be forgotten in one place and remembered in another.
+"""
+from __future__ import annotations
+
+import json
+
+from .console.handoff import ACTIVE
+from .delivery import status_key
+from .metrics import queued_key
+from .outbound import outbound_key, sid_key
+
+SCAN_BATCH = 500
+
+
+def alerted_key(conv_id: str) -> str:
+    """One emergency alert per conversation in a few minutes (workers.alerts)."""
+    return f"al:{conv_id}"
+
+
+def dedupe_prefix(conv_id: str) -> str:
+    """The chat's message ids start with its conversation id, so that their answers can be found."""
+    return f"web:{conv_id}:"
+
+
+def erase_leftovers(store, pipe, conv_id: str) -> None:
+    """Queue on `pipe` (an erasing transaction) the deletion of everything else kept of this conversation.
+
+    What to delete is read first, on the store's own connection (the caller holds the conversation's
+    lock): the outbound records named in the transcript, their Twilio SIDs, the chat's answered
+    message ids.
+    """
+    keys = leftovers(store.redis, conv_id, store.transcript(conv_id))
+    pipe.delete(*keys)
+    pipe.hdel(ACTIVE, conv_id)  # the console's note of who holds it
+
+
+def leftovers(client, conv_id: str, transcript: list[dict]) -> list[str]:
+    """Keys beyond the record and the transcript that hold something of this conversation."""
+    keys = [queued_key(conv_id), alerted_key(conv_id)]
+    outbound = [e["outbound"] for e in transcript if e.get("outbound")]
+    if outbound:
+        pipe = client.pipeline(transaction=False)
+        for outbound_id in outbound:
+            pipe.hget(outbound_key(outbound_id), "sids")
+        for outbound_id, sids in zip(outbound, pipe.execute()):
+            keys.append(outbound_key(outbound_id))
+            for sid in _json_list(sids):
+                keys += [status_key(sid), sid_key(sid)]
+    keys += [k.decode() for k in client.scan_iter(match=f"m:{dedupe_prefix(conv_id)}*", count=SCAN_BATCH)]
+    return keys
+
+
+def _json_list(raw) -> list[str]:
+    try:
+        found = json.loads(raw or "[]")
+    except ValueError:
+        return []
+    return [s for s in found if isinstance(s, str)] if isinstance(found, list) else []
