@@ -29,8 +29,15 @@ CSRF_HEADER = "X-CSRF-Token"
 # A poll from an open page is not the counsellor doing something unless the page says so.
 POLL_HEADER = "X-Console-Poll"
 ACTIVE_HEADER = "X-Console-Active"
-SIGNIN_PER_NAME = (5, 300)  # attempts per window (seconds) for one name
-SIGNIN_PER_ADDRESS = (30, 300)  # attempts per window for one client address
+SIGNIN_PER_ADDRESS = (30, 300)  # failed attempts per window (seconds) for one client address
+# A name may fail this often (in an hour) before each further attempt must wait: 2 s, 4 s, 8 s, …
+# up to BACKOFF_MAX. Never a lock: the wait ends, and a device the counsellor has signed in from
+# before (DEVICE_COOKIE) is not held back at all, so no one can keep a counsellor out by guessing.
+SIGNIN_FREE_FAILURES = 5
+BACKOFF_MAX = 900
+FAILURES_KEPT = 3600
+DEVICE_COOKIE = "helpline_device"
+DEVICE_DAYS = 90
 
 
 def session_key(sid: str) -> str:
@@ -191,16 +198,21 @@ def signin_post():
     password = request.form.get("password") or ""
     if not name or not password:
         return _signin_page(error="Enter your name and password.", status=400)
-    # Only failures count, per account and per real client address (through the trusted proxy hops):
-    # counsellors signing in behind one proxy, or signing in often, never lock each other out.
-    limits = (("console-signin-name", vault.digest("name:" + name), *SIGNIN_PER_NAME),
-              ("console-signin-addr", vault.digest("addr:" + client_address()), *SIGNIN_PER_ADDRESS))
-    if any(reached(client, bucket, key, limit, window) for bucket, key, limit, window in limits):
+    # Only failures count, per real client address (through the trusted proxy hops) and per name:
+    # counsellors signing in behind one proxy, or signing in often, never hold each other back.
+    address = vault.digest("addr:" + client_address())
+    named = vault.digest("name:" + name)
+    if reached(client, "console-signin-addr", address, *SIGNIN_PER_ADDRESS):
         return _signin_page(error="Too many sign-in attempts. Wait a few minutes and try again.", status=429)
+    known = _known_device(name)
+    wait = 0 if known else client.ttl(_backoff_key(named))
+    if wait > 0:
+        return _signin_page(error=f"Too many sign-in attempts for this name. Try again in {wait} seconds.",
+                            status=429)
     counsellor = accounts.verify(client, name, password)
     if counsellor is None:
-        for bucket, key, _, window in limits:
-            hit(client, bucket, key, window)
+        hit(client, "console-signin-addr", address, SIGNIN_PER_ADDRESS[1])
+        _failed(client, named)
         return _signin_page(error="That name and password do not match.", status=401)
     # A fresh session id at sign-in: whatever id the browser had before is worth nothing now.
     old = _cookie_sid()
@@ -215,7 +227,45 @@ def signin_post():
     pipe.execute()
     accounts.set_online(client, counsellor.name, True)
     audit.record(client, counsellor.name, "sign_in")
-    return _set_cookie(redirect(_safe_next(request.form.get("next"))), sid)
+    response = _set_cookie(redirect(_safe_next(request.form.get("next"))), sid)
+    return _remember_device(response, counsellor.name, known)
+
+
+def _failures_key(named: str) -> str:
+    return f"rl:console-signin-fails:{named}"
+
+
+def _backoff_key(named: str) -> str:
+    return f"rl:console-signin-wait:{named}"
+
+
+def _failed(client, named: str) -> None:
+    """Count a name's failure; past the free ones, the next attempt waits twice as long as the last."""
+    pipe = client.pipeline(transaction=False)
+    pipe.incr(_failures_key(named))
+    pipe.expire(_failures_key(named), FAILURES_KEPT)
+    failures, _ = pipe.execute()
+    if failures >= SIGNIN_FREE_FAILURES:
+        client.set(_backoff_key(named), "1", ex=min(BACKOFF_MAX, 2 ** (failures - SIGNIN_FREE_FAILURES + 1)))
+
+
+def _device_mark(name: str, device: str) -> str:
+    return current_app.extensions["vault"].digest(f"console-device:{name}:{device}")
+
+
+def _known_device(name: str) -> bool:
+    """Has this browser signed in as `name` before? (A cookie only our key could have made.)"""
+    device, _, mark = request.cookies.get(DEVICE_COOKIE, "").partition(".")
+    return bool(device) and hmac.compare_digest(mark, _device_mark(name, device))
+
+
+def _remember_device(response, name: str, known: bool):
+    if not known:
+        device = secrets.token_urlsafe(16)
+        secure = (current_app.config.get("PUBLIC_URL") or "").startswith("https://")
+        response.set_cookie(DEVICE_COOKIE, f"{device}.{_device_mark(name, device)}", max_age=DEVICE_DAYS * 86400,
+                            path=url_for("console.signin"), httponly=True, samesite="Strict", secure=secure)
+    return response
 
 
 @bp.post("/signout")

@@ -247,3 +247,39 @@ def test_behind_a_proxy_each_client_address_has_its_own_allowance(staff):
     counsellor = Console(staff, "alice")
     counsellor.client.environ_base["HTTP_X_FORWARDED_FOR"] = "198.51.100.7"
     assert counsellor.sign_in().status_code == 302  # behind the same proxy, a counsellor is not
+
+
+def test_guessing_a_name_makes_new_devices_wait_longer_each_time_but_never_locks_it(staff):
+    redis = staff.extensions["redis"]
+    attacker = Console(staff, "alice")
+    for _ in range(5):
+        assert attacker.sign_in(password="guess guess guess").status_code == 401
+    waits = []
+    for _ in range(3):
+        refused = attacker.sign_in(password="guess guess guess")
+        assert refused.status_code == 429 and "Try again in" in refused.get_data(as_text=True)
+        [key] = redis.keys("rl:console-signin-wait:*")
+        waits.append(redis.ttl(key))
+        redis.delete(key)  # as if the wait had passed
+        assert attacker.sign_in(password="guess guess guess").status_code == 401  # tried, and failed again
+    assert waits[0] <= 2 and waits[0] < waits[1] < waits[2] <= 16  # doubling, not a lock
+    assert b"alice" not in b"".join(redis.keys("rl:*"))
+
+
+def test_a_counsellor_on_a_device_she_used_before_signs_in_while_someone_guesses_her_name(staff):
+    staff.config["CHAT_PROXY_HOPS"] = 1
+    alice = Console(staff, "alice")
+    alice.client.environ_base["HTTP_X_FORWARDED_FOR"] = "198.51.100.7"
+    assert alice.sign_in().status_code == 302
+    alice.post("/console/signout")
+
+    attacker = Console(staff, "alice")
+    attacker.client.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.9"
+    for _ in range(12):
+        attacker.sign_in(password="guess guess guess")
+    assert attacker.sign_in().status_code == 429  # even the right password waits, on a device never seen
+
+    assert alice.sign_in().status_code == 302  # her own browser is not held back
+    forged = Console(staff, "alice")
+    forged.client.set_cookie("helpline_device", "abc.def", path="/console/signin")
+    assert forged.sign_in().status_code == 429  # a made-up device cookie is worth nothing
