@@ -262,7 +262,7 @@ class ConversationStore:
         return [Conversation.from_doc(self.vault.open(r)) if r else None for r in raws]
 
     def transcript(self, conv_id: str, start: int = 0, end: int = -1) -> list[dict]:
-        return [self.vault.open(raw) for raw in self.redis.lrange(transcript_key(conv_id), start, end)]
+        return [readable(self.vault.open(raw)) for raw in self.redis.lrange(transcript_key(conv_id), start, end)]
 
     def append(self, conv_id: str, entry: dict, pipe=None) -> None:
         """Add one transcript entry outside the message path (a counsellor's reply, a note)."""
@@ -276,6 +276,32 @@ class ConversationStore:
     def erase(self, pipe, conv_id: str) -> None:
         """Queue the deletion of everything stored under this conversation."""
         pipe.delete(conv_key(conv_id), transcript_key(conv_id))
+
+
+def readable(item) -> dict:
+    """A stored transcript entry in the shape every page expects, whatever was stored: an entry
+    written by an older version, or by a bug, must not make a conversation unreadable for everyone."""
+    if not isinstance(item, dict):
+        item = {}
+    out = {key: _scalar(value) for key, value in item.items() if isinstance(key, str)}
+    try:
+        out["at"] = float(item.get("at") or 0.0)
+    except (TypeError, ValueError):
+        out["at"] = 0.0
+    out["from"] = out.get("from") if isinstance(out.get("from"), str) else "system"
+    out["text"] = out.get("text") if isinstance(out.get("text"), str) else ""
+    return out
+
+
+def _scalar(value):
+    """A JSON value with every string made of Unicode scalar values (no lone surrogates)."""
+    if isinstance(value, str):
+        return value if value.isascii() else "".join(ch for ch in value if not 0xD800 <= ord(ch) <= 0xDFFF)
+    if isinstance(value, list):
+        return [_scalar(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _scalar(v) for k, v in value.items()}
+    return value
 
 
 def entry(sender: str, text: str, now: float, **extra) -> dict:
