@@ -22,7 +22,9 @@ from .errors import ConversationBusy, StoreUnavailable
 TRANSCRIPT_MAX = 1000  # entries kept per conversation; older ones fall off
 TRIM_EVERY = 25  # messages between trims: the list may pass TRANSCRIPT_MAX by a few entries meanwhile
 DEDUPE_TTL = 24 * 3600  # Twilio retries within minutes; a day is ample
-LOCK_TTL_MS = 10_000
+# A lock outlives a process killed while holding it by this much: a message takes milliseconds under
+# it, and Twilio's retry of the killed request (waiting up to HELPLINE_LOCK_WAIT) must find it free.
+LOCK_TTL_MS = 3_000
 
 # Deletes the lock only if we still own it (another process may have taken it after expiry).
 _UNLOCK = """
@@ -32,12 +34,18 @@ return 0
 
 # One command instead of a pipeline of five: a command costs this client more than the server.
 # KEYS: lock, conversation, dedupe record (the lock again when there is none), [rate-limit counter]
-# ARGV: lock token, lock ttl (ms), the counter's ttl
+# ARGV: lock token, lock ttl (ms), the counter's ttl, '1' when KEYS[3] is a dedupe record
+# A message answered before gets that answer without the lock: whoever holds it (or died holding it)
+# cannot make a retry wait, nor answer it differently.
 _BEGIN = """
 local hits = 0
 if #KEYS > 3 then
   hits = redis.call('incr', KEYS[4])
   if hits == 1 then redis.call('expire', KEYS[4], ARGV[3]) end  -- the key names its window: one TTL
+end
+if ARGV[4] == '1' then
+  local previous = redis.call('get', KEYS[3])
+  if previous then return {hits, 0, false, previous} end
 end
 local locked = redis.call('get', KEYS[1]) == ARGV[1]  -- taken already by this very call, tried again
 if not locked then locked = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) end
@@ -172,7 +180,8 @@ class ConversationStore:
         while True:
             try:
                 counter = [count[0]] if count is not None else []
-                call = {"keys": [*keys, *counter], "args": [token, LOCK_TTL_MS, count[1] if counter else 0]}
+                call = {"keys": [*keys, *counter],
+                        "args": [token, LOCK_TTL_MS, count[1] if counter else 0, "1" if message_id else "0"]}
                 try:
                     counted, locked, raw, previous = self._call(self._begin, **call)
                 except redis.ConnectionError:
@@ -184,10 +193,11 @@ class ConversationStore:
                     hits, count = int(counted), None  # one hit per message, however long the lock takes
             except redis.RedisError as exc:
                 raise StoreUnavailable("could not reach Redis") from exc
+            if message_id and previous:  # answered before: its answer, lock or no lock
+                return Session(conv_id, token, None, self.vault.open(previous), count=hits)
             if locked:
                 conv = Conversation.from_doc(self.vault.open(raw)) if raw else None
-                previous = self.vault.open(previous) if message_id and previous else None
-                return Session(conv_id, token, conv, previous, count=hits)
+                return Session(conv_id, token, conv, None, count=hits)
             if time.monotonic() > deadline:
                 raise ConversationBusy("conversation lock not released in time")
             time.sleep(delay)

@@ -7,7 +7,7 @@ import pytest
 
 from bot.engine import Inbound, valid_text
 from tests.chat.test_api import conv_id, open_chat, say
-from tests.conftest import Texter
+from tests.conftest import Texter, replies_of
 
 SAFETY = "call or text 988"  # the static safety reply's words, in English
 
@@ -78,3 +78,20 @@ def test_text_is_made_valid_at_the_one_edge_every_channel_passes():
     assert Inbound("sms", "+1", "x" * 5000).text == "x" * 1600
     assert valid_text("Cafe\u0301") == "Café"  # NFC: one spelling of the same words
     assert valid_text(None) == ""
+
+
+def test_a_process_killed_holding_the_lock_neither_loses_the_retry_nor_answers_an_old_message_twice(app, client):
+    texter = Texter(client, "+16615550123")
+    hello = texter.form("hi")
+    first = replies_of(texter.post(hello).data)
+    cid = app.extensions["helpline"].conversation_id("sms", texter.number)
+    safe = texter.form("1")
+    app.extensions["store"].begin(cid, safe["MessageSid"])  # took the lock for "1", then died
+
+    again = replies_of(texter.post(hello).data)  # Twilio re-sends an answered message meanwhile
+    retried = replies_of(texter.post(safe).data)  # and the killed one, within HELPLINE_LOCK_WAIT
+
+    assert again == first  # its own answer at once, not the static reply
+    assert "How can we help" in " ".join(retried)  # processed once the dead process's lock lapsed
+    said = [e["text"] for e in app.extensions["store"].transcript(cid) if e["from"] == "texter"]
+    assert said == ["hi", "1"]
