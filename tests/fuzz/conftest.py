@@ -44,6 +44,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def config(config):
     # Every example must reach the flow: the rate limits have tests of their own.
-    config.update(SMS_RATE_LIMIT=10**9, CHAT_SESSIONS_PER_HOUR=10**9, CHAT_MESSAGES_PER_MINUTE=10**8,
+    config.update(SMS_RATE_LIMIT=10**9, CHAT_SESSIONS_PER_HOUR=10**9, CHAT_SESSIONS_PER_MINUTE_ALL=10**9,
+                  CHAT_MESSAGES_PER_MINUTE=10**8, CHAT_MAX_MESSAGES=10**9,
                   CONSOLE_PASSWORD_HASH="CHEAPEST", CONSOLE_IDLE_MINUTES=24 * 60)
     return config

@@ -19,10 +19,11 @@ from urllib.parse import parse_qsl, urlencode
 from xml.etree import ElementTree
 
 from bot.console import accounts, handoff
-from bot.engine import Inbound
+from bot.engine import Inbound, valid_text
 from flows.catalog import LANGUAGES
 from flows.conversation import Conversation
-from flows.engine import CARRIER_CHANNELS, MAX_TEXT, REASSURE_EVERY
+from flows.engine import ACKNOWLEDGEMENTS, CARRIER_CHANNELS, MAX_TEXT, REASSURE_EVERY, clean
+from flows.spec import normalize
 from tests.conftest import Texter, sign
 from tests.console.conftest import PASSWORD, Console
 
@@ -53,19 +54,20 @@ def tidy(fuzz) -> None:
 # -- the oracle -------------------------------------------------------------------------------------
 
 
-def may_stay_silent(channel: str, before: Conversation | None, level: str | None, now: float) -> bool:
-    """May the help line answer this message with nothing at all?
+def may_stay_silent(channel: str, before: Conversation | None, level: str | None, now: float, text: str) -> bool:
+    """May the help line answer this message (`text`, as the app received it) with nothing at all?
 
     Read from flows/engine.py (FlowEngine.step, _in_handoff) and the README ("The conversation",
     "Understanding people"); everywhere else a message gets an answer:
     - after STOP, on SMS and WhatsApp: nothing is sent until START (the carrier would block it; danger
       still alerts the counsellors, silently). The web chat has no carrier: STOP is an ordinary word;
-    - "quiet" (they said "he is next to me"): "ok" / 👍 / thanks / no letters get no reply, so that
-      nothing lights up a phone someone may be watching (anything more is answered, and ends the quiet);
-    - a counsellor holds the chat: the counsellor answers; the bot answers only HELP, a language switch,
-      "can't talk now" and danger;
+    - "quiet" (they said "he is next to me"): "ok" / 👍 / thanks / nothing with a letter or digit gets no
+      reply, so that nothing lights up a phone someone may be watching (anything more ends the quiet);
+    - a counsellor holds the chat: the counsellor answers; the bot is silent;
     - in line: at most one "still waiting" every REASSURE_EVERY (10 minutes) since the last one.
-    Never silent: a first message; danger (except after STOP); someone in line after an emergency.
+    Never silent: a first message; danger (except after STOP); someone in line after an emergency; and
+    HELP or a language switch (the globals without a `to`), which are answered in line and with a
+    counsellor too.
     """
     if before is None:
         return False
@@ -73,7 +75,14 @@ def may_stay_silent(channel: str, before: Conversation | None, level: str | None
         return True
     if level == "emergency":
         return False
-    if before.slots.get("quiet") or before.handoff == "active":
+    text = clean(valid_text(text))
+    word = normalize(text)
+    if any(word in g.words for g in FLOW.globals if not g.to):
+        return False
+    if before.slots.get("quiet") and (word in ACKNOWLEDGEMENTS or not any(ch.isalnum() for ch in word)
+                                      or ENGINE.decide(ENGINE.read(text)) == "thanks_bye"):
+        return True
+    if before.handoff == "active":
         return True
     return (before.handoff == "waiting" and before.risk != "emergency"
             and now - before.reassured_at < REASSURE_EVERY)
@@ -108,14 +117,14 @@ def check_stored(store, cid: str, before: Conversation | None, target: Target, s
     return after
 
 
-def check_replies(replies, target: Target, channel: str, before, level, now: float) -> None:
+def check_replies(replies, target: Target, channel: str, before, level, now: float, text: str) -> None:
     assert isinstance(replies, list) and all(isinstance(r, str) and r.strip() for r in replies), \
         f"{target} ({channel}): a reply that is not a non-empty string"
     _readable(replies, f"{target} ({channel}): a reply")
     assert not any(u in r for u in UNAVAILABLE for r in replies), \
         f"{target} ({channel}): the static safety reply, i.e. the message crashed the engine"
     if not replies:
-        assert may_stay_silent(channel, before, level, now), f"{target} ({channel}): no reply where one is due"
+        assert may_stay_silent(channel, before, level, now, text), f"{target} ({channel}): no reply where one is due"
 
 
 def last_level(store, cid: str) -> str | None:
@@ -204,7 +213,7 @@ class EngineFuzz:
             outcome = self.handle(address, text)
             after = check_stored(self.store, cid, before, target, text)
             now = after.updated_at if after is not None else time.time()
-            check_replies(outcome.replies, target, self.channel, before, outcome.level, now)
+            check_replies(outcome.replies, target, self.channel, before, outcome.level, now, text)
             if after is None:
                 break  # erased (a confirmed DELETE): nothing left to talk to
         self.sent[target.name] += 1
@@ -246,12 +255,12 @@ class HttpFuzz:
         seen = dict(parse_qsl(raw, keep_blank_values=True, errors="werkzeug.url_quote"))
         answer = self.client.post(SMS_URL, data=raw, content_type="application/x-www-form-urlencoded",
                                   headers={"X-Twilio-Signature": sign(SMS_URL, seen)})
-        return answer, len(raw.encode("ascii"))
+        return answer, len(raw.encode("ascii")), seen["Body"]
 
     def post_chat(self, token: str, text: str):
         body = json.dumps({"token": token, "text": text, "client_id": secrets.token_hex(8)})  # \ud800 escapes
         answer = self.client.post("/chat/api/messages", data=body, content_type="application/json")
-        return answer, len(body.encode("ascii"))
+        return answer, len(body.encode("ascii")), text
 
     def address(self) -> str:
         return fresh_number() if self.channel == "sms" else secrets.token_urlsafe(32)
@@ -266,11 +275,11 @@ class HttpFuzz:
         elif move == END:
             answer = self.console.post(f"/console/c/{cid}/end", {"outcome": "resolved"})
         elif self.channel == "sms":
-            answer, _ = self.post_sms(address, move)
+            answer, _, _ = self.post_sms(address, move)
             assert answer.status_code == 200, answer.data
             return
         else:
-            answer, _ = self.post_chat(address, move)
+            answer, _, _ = self.post_chat(address, move)
             assert answer.status_code == 200, answer.data
             return
         assert answer.status_code == 302, answer.get_data(as_text=True)
@@ -310,20 +319,18 @@ class HttpFuzz:
         """One message and every check of its answer; False once the conversation is erased."""
         before = self.store.load(cid)
         where = f"{target} ({self.channel})"
-        if self.channel == "sms":
-            answer, size = self.post_sms(address, text)
-        else:
-            answer, size = self.post_chat(address, text)
+        post = self.post_sms if self.channel == "sms" else self.post_chat
+        answer, size, text = post(address, text)  # text: as the app read it
         assert answer.status_code < 500, f"{where}: HTTP {answer.status_code}, i.e. the message crashed: {answer.data[:300]!r}"
         if size > self.limit:
             assert answer.status_code == 413, f"{where}: a body over MAX_CONTENT_LENGTH got {answer.status_code}"
         elif self.channel == "sms":
-            self.check_twiml(answer, cid, before, target)
+            self.check_twiml(answer, cid, before, target, text)
         else:
             self.check_chat(answer, cid, before, target, text)
         return self.check_console(cid, target)
 
-    def check_twiml(self, answer, cid, before, target) -> None:
+    def check_twiml(self, answer, cid, before, target, text: str) -> None:
         where = f"{target} (sms)"
         assert answer.status_code == 200, f"{where}: HTTP {answer.status_code}"
         assert answer.mimetype == "text/xml", f"{where}: {answer.mimetype}, not TwiML"
@@ -339,7 +346,7 @@ class HttpFuzz:
         after = check_stored(self.store, cid, before, target, "")
         level = last_level(self.store, cid) if after is not None else None
         now = after.updated_at if after is not None else time.time()
-        check_replies([m for m in messages if m.strip()], target, "sms", before, level, now)
+        check_replies([m for m in messages if m.strip()], target, "sms", before, level, now, text)
         assert len(messages) == len([m for m in messages if m.strip()]), f"{where}: an empty <Message>"
 
     def check_chat(self, answer, cid, before, target, text: str) -> None:
@@ -361,7 +368,7 @@ class HttpFuzz:
         assert body["open"] is (after is not None), f"{where}: 'open' says {body['open']}"
         level = last_level(self.store, cid) if after is not None else None
         now = after.updated_at if after is not None else time.time()
-        check_replies(body["replies"], target, "web", before, level, now)
+        check_replies(body["replies"], target, "web", before, level, now, text)
 
     def check_console(self, cid: str, target: Target) -> bool:
         """The conversation still opens in the console (a supervisor sees every one); False: erased."""

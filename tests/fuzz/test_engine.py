@@ -95,7 +95,7 @@ def test_digits_of_any_script_are_read_as_the_same_number(state, data, zeros):
 
 
 @pytest.mark.fuzz
-@pytest.mark.timeout(int(FUZZ_SECONDS * 0.4) + 300)
+@pytest.mark.timeout(int(FUZZ_SECONDS * 0.35) + 300)
 def test_long_run_engine(config, capsys):
     fuzz = _engine(config)
     findings = Findings()
@@ -110,7 +110,7 @@ def test_long_run_engine(config, capsys):
             if not findings.known(exc):
                 raise
 
-    searches = run_for(FUZZ_SECONDS * 0.4, messages, findings)
+    searches = run_for(FUZZ_SECONDS * 0.35, messages, findings)
     with capsys.disabled():
         print(f"\nengine: {findings.examples} examples in {searches} searches over {len(fuzz.sent)} targets; "
               f"{len(findings.first)} distinct failures")

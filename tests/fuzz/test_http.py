@@ -53,7 +53,7 @@ def test_every_state_survives_generated_text_over_http(config, channel):
 
 @pytest.mark.fuzz
 @pytest.mark.parametrize("channel", CHANNELS)
-@pytest.mark.timeout(int(FUZZ_SECONDS * 0.3) + 300)
+@pytest.mark.timeout(int(FUZZ_SECONDS * 0.275) + 300)
 def test_long_run_http(config, channel, capsys):
     fuzz = HttpFuzz(create_app(config), channel)
     findings = Findings()
@@ -68,7 +68,7 @@ def test_long_run_http(config, channel, capsys):
             if not findings.known(exc):
                 raise
 
-    searches = run_for(FUZZ_SECONDS * 0.3, messages, findings)
+    searches = run_for(FUZZ_SECONDS * 0.275, messages, findings)
     with capsys.disabled():
         print(f"\n{channel}: {findings.examples} examples in {searches} searches over {len(fuzz.sent)} targets; "
               f"{len(findings.first)} distinct failures")

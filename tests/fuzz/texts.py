@@ -99,8 +99,13 @@ LONG = st.builds(
     st.text(ANY_CHAR, min_size=1, max_size=6),
     st.sampled_from([1599, 1600, 1601, 5000]),
 )
+# Hypothesis draws lone surrogates from all of Unicode only rarely: put them in on purpose.
+SURROGATES = ("\ud800", "\udbff", "\udc00", "\udfff", "\ud83d")
+WITH_SURROGATE = st.builds(lambda text, sur, at: text[:at] + sur + text[at:],
+                           st.text(max_size=20), st.sampled_from(SURROGATES), st.integers(0, 20))
 TEXT = st.one_of(
     st.sampled_from(CORE),
+    WITH_SURROGATE,
     st.text(ANY_CHAR, max_size=40),
     st.builds(_decorate, st.sampled_from(ANSWERS), ODD_CHAR, st.integers(0, 3)),
     DIGITS,
