@@ -22,9 +22,8 @@ from flows.engine import MAX_TEXT, FlowEngine
 
 from . import ratelimit
 from .engine import Inbound
-from .errors import ConversationBusy, HelplineError, StoreUnavailable, origin
+from .errors import ConversationBusy, ConversationGone, HelplineError, StoreUnavailable, origin
 from .chat_streams import Claim, takeover_channel
-from .erasure import dedupe_prefix
 from .events import BUSY, conversation_channel, listen, live_response
 from .security import client_address
 from .extensions import get_helpline, get_redis, get_store
@@ -154,9 +153,12 @@ def post_message():
     _total_within(helpline, token, cid)
 
     # The page's id for this message: a retry after a lost answer gets the first answer again.
-    # It starts with the conversation id so that a quick exit finds (and erases) the stored answers.
-    message_id = dedupe_prefix(cid) + helpline.store.vault.digest(f"{token}:{client_id}")
-    outcome = helpline.handle(Inbound("web", token, text, message_id=message_id))
+    message_id = "web:" + helpline.store.vault.digest(f"{token}:{client_id}")
+    try:
+        # Only /api/session starts a chat: a message racing its own quick exit must not bring it back.
+        outcome = helpline.handle(Inbound("web", token, text, message_id=message_id), create=False)
+    except ConversationGone:
+        raise ChatError(404, "not_found", detail="this chat has ended or never existed") from None
     conv = helpline.store.load(cid)
     return jsonify(replies=outcome.replies, choices=choices(conv), open=conv is not None)
 

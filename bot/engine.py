@@ -10,7 +10,7 @@ from flows.conversation import RISK_ORDER, Conversation
 from flows.engine import MAX_TEXT, FlowEngine, Step
 
 from . import events
-from .errors import Throttled
+from .errors import ConversationGone, Throttled
 from .ratelimit import SenderLimit, allow
 from .store import ConversationStore, entry
 from .waiting import WaitingQueue
@@ -78,11 +78,12 @@ class Helpline:
     def conversation_id(self, channel: str, address: str) -> str:
         return self.store.vault.conversation_id(channel, address)
 
-    def handle(self, inbound: Inbound, limit: SenderLimit | None = None) -> Outcome:
+    def handle(self, inbound: Inbound, limit: SenderLimit | None = None, create: bool = True) -> Outcome:
         """Apply one message; a message id seen before gets the same replies and changes nothing.
 
         With `limit`, a sender past it gets Throttled instead (a retry of an answered message still
-        gets its answer, and an emergency is still handled within its own allowance).
+        gets its answer, and an emergency is still handled within its own allowance). Without
+        `create`, a message for a conversation that does not exist raises ConversationGone.
         """
         cid = self.conversation_id(inbound.channel, inbound.address)
         session = self.store.begin(cid, inbound.message_id, count=limit.counter() if limit else None)
@@ -93,6 +94,9 @@ class Helpline:
         if limit and session.count > limit.limit and not self._allowed_past_limit(inbound, limit, session.conv):
             self.store.release(session)
             raise Throttled("sender past the rate limit")
+        if session.conv is None and not create:
+            self.store.release(session)
+            raise ConversationGone("no such conversation")
         try:
             now = self.clock()
             conv = session.conv or Conversation(id=cid, channel=inbound.channel, address=inbound.address)

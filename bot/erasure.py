@@ -12,6 +12,7 @@ from .console.handoff import ACTIVE
 from .delivery import status_key
 from .metrics import queued_key
 from .outbound import outbound_key, sid_key
+from .store import dedupe_key
 
 SCAN_BATCH = 500
 
@@ -21,17 +22,11 @@ def alerted_key(conv_id: str) -> str:
     return f"al:{conv_id}"
 
 
-def dedupe_prefix(conv_id: str) -> str:
-    """The chat's message ids start with its conversation id, so that their answers can be found."""
-    return f"web:{conv_id}:"
-
-
 def erase_leftovers(store, pipe, conv_id: str) -> None:
     """Queue on `pipe` (an erasing transaction) the deletion of everything else kept of this conversation.
 
     What to delete is read first, on the store's own connection (the caller holds the conversation's
-    lock): the outbound records named in the transcript, their Twilio SIDs, the chat's answered
-    message ids.
+    lock): the outbound records named in the transcript, their Twilio SIDs, the answered messages.
     """
     keys = leftovers(store.redis, conv_id, store.transcript(conv_id))
     pipe.delete(*keys)
@@ -50,7 +45,8 @@ def leftovers(client, conv_id: str, transcript: list[dict]) -> list[str]:
             keys.append(outbound_key(outbound_id))
             for sid in _json_list(sids):
                 keys += [status_key(sid), sid_key(sid)]
-    keys += [k.decode() for k in client.scan_iter(match=f"m:{dedupe_prefix(conv_id)}*", count=SCAN_BATCH)]
+    # Each message's stored answer (bot.store.dedupe_key): found by a scan, a cost paid only on erasing.
+    keys += [k.decode() for k in client.scan_iter(match=dedupe_key(conv_id, "*"), count=SCAN_BATCH)]
     return keys
 
 

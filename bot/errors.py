@@ -23,6 +23,11 @@ class Throttled(HelplineError):
     """A sender passed their rate limit; the message was not processed."""
 
 
+class ConversationGone(HelplineError):
+    """A message for a conversation that no longer exists, on a channel that may not start one
+    (a chat's message racing its own quick exit)."""
+
+
 class BadInbound(HelplineError):
     """An inbound request lacks a field the channel cannot do without."""
 

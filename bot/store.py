@@ -103,8 +103,9 @@ def lock_key(conv_id: str) -> str:
     return f"l:{conv_id}"
 
 
-def dedupe_key(message_id: str) -> str:
-    return f"m:{message_id}"
+def dedupe_key(conv_id: str, message_id: str) -> str:
+    """A message's stored answer, named by its conversation so that an erase finds every one."""
+    return f"m:{conv_id}:{message_id}"
 
 
 @dataclass
@@ -175,7 +176,7 @@ class ConversationStore:
         token = secrets.token_hex(8)
         deadline = time.monotonic() + self.lock_wait
         delay = 0.005
-        keys = [lock_key(conv_id), conv_key(conv_id), dedupe_key(message_id) if message_id else lock_key(conv_id)]
+        keys = [lock_key(conv_id), conv_key(conv_id), dedupe_key(conv_id, message_id) if message_id else lock_key(conv_id)]
         hits = 0
         while True:
             try:
@@ -213,7 +214,8 @@ class ConversationStore:
         `also`'s commands in one MULTI/EXEC.
         """
         cid = session.conv_id
-        keys = [lock_key(cid), conv_key(cid), transcript_key(cid), dedupe_key(message_id) if message_id else lock_key(cid)]
+        keys = [lock_key(cid), conv_key(cid), transcript_key(cid),
+                dedupe_key(cid, message_id) if message_id else lock_key(cid)]
         args = [session.token, "", self.ttl, 0, "", DEDUPE_TTL]
         entries = []
         if conv is not None:
@@ -221,7 +223,8 @@ class ConversationStore:
             entries = [self.vault.seal(e) for e in session.entries]
             if conv.messages % TRIM_EVERY == 0:
                 args[3] = TRANSCRIPT_MAX
-        if message_id and outcome is not None:
+        if message_id and outcome is not None and conv is not None:
+            # Not for the message that erases the conversation: its record would name it for a day.
             args[4] = self.vault.seal(outcome)
         args += [len(entries), *entries, len(events), *(x for pair in events for x in pair)]
         for key, ttl, amounts in counters:

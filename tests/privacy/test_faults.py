@@ -124,7 +124,8 @@ def test_answer_lost_after_exec_is_not_applied_twice(proxied):
     assert [e["text"] for e in entries if e["from"] == "texter"].count("yes") == 1
     assert after[4:] == (1, before[5] + 1)  # one queue entry, one counsellor alert
     # Twilio's retry gets the answer that was stored with the transaction, and changes nothing
-    stored = store.vault.open(app.extensions["redis"].get(dedupe_key(form["MessageSid"])))
+    stored = store.vault.open(app.extensions["redis"].get(
+        dedupe_key(helpline.conversation_id("sms", NUMBER), form["MessageSid"])))
     assert "\n\n".join(replies_of(texter.post(form).data)) == "\n\n".join(stored["replies"])
     assert snapshot(app) == after
 

@@ -51,7 +51,7 @@ def test_rotation_old_key_can_go(redis_url, redis_client, tmp_path, keys):
     redis_client.expire("o:test", 3600)
     cid = old_app.extensions["helpline"].conversation_id("sms", NUMBER)
     before = everything_reads(old_app, cid)
-    ttls = {k: redis_client.ttl(k) for k in (conv_key(cid), transcript_key(cid), dedupe_key(sid), "o:test")}
+    ttls = {k: redis_client.ttl(k) for k in (conv_key(cid), transcript_key(cid), dedupe_key(cid, sid), "o:test")}
 
     # 1. prepend the new key: old data still reads, new writes use the new key
     both = f"{keys['new']},{keys['old']}"
@@ -71,7 +71,7 @@ def test_rotation_old_key_can_go(redis_url, redis_client, tmp_path, keys):
     new_app = make_app(redis_url, tmp_path, keys["new"])
     assert everything_reads(new_app, cid) == before
     assert new_app.extensions["vault"].open(redis_client.hget("o:test", "to")) == NUMBER
-    assert new_app.extensions["vault"].open(redis_client.get(dedupe_key(sid)))["replies"]
+    assert new_app.extensions["vault"].open(redis_client.get(dedupe_key(cid, sid)))["replies"]
     assert "How can we help" in Texter(new_app.test_client(), NUMBER).send("0")
     assert new_app.extensions["store"].load(cid).state == "menu"
     # ...and the old key alone opens nothing any more
