@@ -86,6 +86,16 @@ return 1
 """
 
 
+# KEYS: conversation, transcript; ARGV: sealed entry, transcript cap, retention ttl
+_APPEND = """
+if redis.call('exists', KEYS[1]) == 0 then return 0 end
+redis.call('rpush', KEYS[2], ARGV[1])
+redis.call('ltrim', KEYS[2], -tonumber(ARGV[2]), -1)
+redis.call('expire', KEYS[2], ARGV[3])
+return 1
+"""
+
+
 # Bumped in a forked child, whose threads then take connections of their own (see _connection).
 _generation = [0]
 os.register_at_fork(after_in_child=lambda: _generation.__setitem__(0, _generation[0] + 1))
@@ -278,13 +288,12 @@ class ConversationStore:
         return [readable(self.vault.open(raw)) for raw in self.redis.lrange(transcript_key(conv_id), start, end)]
 
     def append(self, conv_id: str, entry: dict, pipe=None) -> None:
-        """Add one transcript entry outside the message path (a counsellor's reply, a note)."""
-        target = pipe if pipe is not None else self.redis.pipeline(transaction=True)
-        target.rpush(transcript_key(conv_id), self.vault.seal(entry))
-        target.ltrim(transcript_key(conv_id), -TRANSCRIPT_MAX, -1)
-        target.expire(transcript_key(conv_id), self.ttl)
-        if pipe is None:
-            target.execute()
+        """Add one transcript entry outside the message path (a counsellor's reply, a note), only if
+        the conversation still exists when it runs: a reply racing an erase leaves no orphan transcript."""
+        target = pipe if pipe is not None else self.redis
+        # EVAL, not a registered script: inside a MULTI a missing script could not be loaded (see commit).
+        target.eval(_APPEND, 2, conv_key(conv_id), transcript_key(conv_id), self.vault.seal(entry),
+                    TRANSCRIPT_MAX, self.ttl)
 
     def erase(self, pipe, conv_id: str) -> None:
         """Queue the deletion of everything stored under this conversation."""

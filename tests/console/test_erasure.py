@@ -5,6 +5,7 @@ import threading
 import time
 
 from bot.console.handoff import ACTIVE
+from bot.store import entry
 from tests.chat.test_api import conv_id, open_chat, say
 from tests.console.conftest import Console
 
@@ -67,3 +68,12 @@ def test_an_sms_delete_leaves_no_stored_answer_naming_the_conversation(app, make
         texter.send(text)
     cid = app.extensions["helpline"].conversation_id("sms", texter.number)
     assert [k for k in keys(redis_client) if cid in k or k.startswith("m:")] == []
+
+
+def test_a_reply_or_note_landing_just_after_an_erase_leaves_no_transcript_behind(app, client, redis_client):
+    token = open_chat(client)["token"]
+    cid = conv_id(app, token)
+    store = app.extensions["store"]
+    app.extensions["helpline"].erase(cid)  # between the counsellor's page loading it and the reply's write
+    store.append(cid, entry("counsellor", "Are you still at the Oak street address?", 1.0, by="ana"))
+    assert [k for k in keys(redis_client) if cid in k] == []
