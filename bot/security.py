@@ -5,6 +5,7 @@ trip: see bot.ratelimit.SenderLimit and bot.sms.)
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 from urllib.parse import urlsplit
@@ -115,10 +116,28 @@ def install_log_redaction() -> None:
 
 
 def client_address() -> str:
-    """The client's address, as the last trusted proxy (CHAT_PROXY_HOPS) saw it: behind a proxy every
-    request comes from the proxy, and a limit per address would put everyone in one bucket."""
+    """The client, for limits per address: its address as the last trusted proxy (CHAT_PROXY_HOPS)
+    saw it (behind a proxy every request comes from the proxy, and a limit per address would put
+    everyone in one bucket), and for IPv6 its /64, which one host or home is given whole."""
     hops = current_app.config.get("CHAT_PROXY_HOPS", 0)
     route = request.access_route
     if hops and request.headers.get("X-Forwarded-For") and len(route) >= hops:
-        return route[-hops]
-    return request.remote_addr or "unknown"
+        address = route[-hops]
+    else:
+        if request.headers.get("X-Forwarded-For") and not _told_about_proxies:
+            _told_about_proxies.append(True)
+            log.warning("requests carry X-Forwarded-For but CHAT_PROXY_HOPS is 0: every client may share "
+                        "the proxy's address and its limits; set CHAT_PROXY_HOPS to the proxies in front")
+        address = request.remote_addr or "unknown"
+    try:
+        parsed = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return address
+    if parsed.version == 6:
+        if parsed.ipv4_mapped:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
+
+
+_told_about_proxies: list[bool] = []  # the warning above, once a process

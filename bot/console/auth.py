@@ -17,7 +17,6 @@ from flask import (abort, current_app, g, make_response, redirect, render_templa
 
 from .. import audit
 from ..extensions import get_redis
-from ..ratelimit import hit, reached
 from ..security import client_address
 from . import accounts, bp
 from .accounts import Counsellor
@@ -34,6 +33,7 @@ SIGNIN_PER_ADDRESS = (30, 300)  # failed attempts per window (seconds) for one c
 # up to BACKOFF_MAX. Never a lock: the wait ends, and a device the counsellor has signed in from
 # before (DEVICE_COOKIE) is not held back at all, so no one can keep a counsellor out by guessing.
 SIGNIN_FREE_FAILURES = 5
+SIGNIN_PER_DEVICE = 5  # failures per 5 minutes from a browser that signed in as the name before
 BACKOFF_MAX = 900
 FAILURES_KEPT = 3600
 DEVICE_COOKIE = "helpline_device"
@@ -146,7 +146,7 @@ def check_csrf_and_drop_idle():
         return
     sent = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER, "")
     expected = csrf_token()
-    if not expected or not sent or not hmac.compare_digest(sent, expected):
+    if not expected or not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
         abort(400, "The form's security token is missing or out of date. Go back, reload the page and try again.")
 
 
@@ -198,22 +198,15 @@ def signin_post():
     password = request.form.get("password") or ""
     if not name or not password:
         return _signin_page(error="Enter your name and password.", status=400)
-    # Only failures count, per real client address (through the trusted proxy hops) and per name:
-    # counsellors signing in behind one proxy, or signing in often, never hold each other back.
-    address = vault.digest("addr:" + client_address())
-    named = vault.digest("name:" + name)
-    if reached(client, "console-signin-addr", address, *SIGNIN_PER_ADDRESS):
-        return _signin_page(error="Too many sign-in attempts. Wait a few minutes and try again.", status=429)
-    known = _known_device(name)
-    wait = 0 if known else client.ttl(_backoff_key(named))
-    if wait > 0:
-        return _signin_page(error=f"Too many sign-in attempts for this name. Try again in {wait} seconds.",
-                            status=429)
+    attempt = _Attempt(client, vault.digest("name:" + name), _known_device(name))
+    refusal = attempt.refusal(vault.digest("addr:" + client_address()))
+    if refusal:
+        return _signin_page(error=refusal, status=429)
     counsellor = accounts.verify(client, name, password)
     if counsellor is None:
-        hit(client, "console-signin-addr", address, SIGNIN_PER_ADDRESS[1])
-        _failed(client, named)
+        attempt.failed()
         return _signin_page(error="That name and password do not match.", status=401)
+    attempt.succeeded()
     # A fresh session id at sign-in: whatever id the browser had before is worth nothing now.
     old = _cookie_sid()
     sid = secrets.token_urlsafe(32)
@@ -228,38 +221,77 @@ def signin_post():
     accounts.set_online(client, counsellor.name, True)
     audit.record(client, counsellor.name, "sign_in")
     response = _set_cookie(redirect(_safe_next(request.form.get("next"))), sid)
-    return _remember_device(response, counsellor.name, known)
+    return _remember_device(response, counsellor.name, attempt.device)
 
 
-def _failures_key(named: str) -> str:
-    return f"rl:console-signin-fails:{named}"
+class _Attempt:
+    """One sign-in attempt against the limits (see SIGNIN_* above and the README's sign-in policy).
 
+    Every attempt is counted before the password is checked, so that guesses sent in parallel cannot
+    outrun the limits, and given back when it succeeds: only failures stay counted. A browser that
+    signed in as this name before (`device`) answers to a small limit of its own instead of the
+    address's and the name's, so that no one else's guessing holds it back.
+    """
 
-def _backoff_key(named: str) -> str:
-    return f"rl:console-signin-wait:{named}"
+    def __init__(self, client, named: str, device: str | None):
+        self.redis, self.named, self.device = client, named, device
+        self.counted: list[str] = []
+        self.failures = 0
+        self.backoff = f"rl:console-signin-wait:{named}"
 
+    def refusal(self, address: str) -> str | None:
+        busy = "Too many sign-in attempts. Wait a few minutes and try again."
+        if self.device:
+            return busy if self._count(f"rl:console-signin-device:{self.device}", 300) > SIGNIN_PER_DEVICE else None
+        wait = self.redis.ttl(self.backoff)
+        if wait > 0:
+            return f"Too many sign-in attempts for this name. Try again in {wait} seconds."
+        if self._count(f"rl:console-signin-addr:{address}", SIGNIN_PER_ADDRESS[1]) > SIGNIN_PER_ADDRESS[0]:
+            return busy
+        self.failures = self._count(f"rl:console-signin-fails:{self.named}", FAILURES_KEPT)
+        # Past the free failures one attempt at a time: the first to set the next wait is checked.
+        if self.failures > SIGNIN_FREE_FAILURES and not self.redis.set(self.backoff, "1", nx=True, ex=self._wait()):
+            return f"Too many sign-in attempts for this name. Try again in {max(1, self.redis.ttl(self.backoff))} seconds."
+        return None
 
-def _failed(client, named: str) -> None:
-    """Count a name's failure; past the free ones, the next attempt waits twice as long as the last."""
-    pipe = client.pipeline(transaction=False)
-    pipe.incr(_failures_key(named))
-    pipe.expire(_failures_key(named), FAILURES_KEPT)
-    failures, _ = pipe.execute()
-    if failures >= SIGNIN_FREE_FAILURES:
-        client.set(_backoff_key(named), "1", ex=min(BACKOFF_MAX, 2 ** (failures - SIGNIN_FREE_FAILURES + 1)))
+    def failed(self) -> None:
+        if self.failures >= SIGNIN_FREE_FAILURES:
+            self.redis.set(self.backoff, "1", ex=self._wait())  # the next attempt waits twice as long
+
+    def succeeded(self) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for key in self.counted:
+            pipe.decr(key)
+        if self.failures > SIGNIN_FREE_FAILURES:
+            pipe.delete(self.backoff)  # the wait this attempt set: the name's owner is in
+        pipe.execute()
+
+    def _wait(self) -> int:
+        return min(BACKOFF_MAX, 2 ** (self.failures - SIGNIN_FREE_FAILURES + 1))
+
+    def _count(self, key: str, ttl: int) -> int:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, ttl)
+        count, _ = pipe.execute()
+        self.counted.append(key)
+        return int(count)
 
 
 def _device_mark(name: str, device: str) -> str:
     return current_app.extensions["vault"].digest(f"console-device:{name}:{device}")
 
 
-def _known_device(name: str) -> bool:
-    """Has this browser signed in as `name` before? (A cookie only our key could have made.)"""
+def _known_device(name: str) -> str | None:
+    """This browser's device id when it has signed in as `name` before (a cookie only our key could
+    have made), else None."""
     device, _, mark = request.cookies.get(DEVICE_COOKIE, "").partition(".")
-    return bool(device) and hmac.compare_digest(mark, _device_mark(name, device))
+    if device and hmac.compare_digest(mark.encode(), _device_mark(name, device).encode()):
+        return current_app.extensions["vault"].digest("console-device:" + device)
+    return None
 
 
-def _remember_device(response, name: str, known: bool):
+def _remember_device(response, name: str, known: str | None):
     if not known:
         device = secrets.token_urlsafe(16)
         secure = (current_app.config.get("PUBLIC_URL") or "").startswith("https://")

@@ -129,3 +129,17 @@ def test_past_its_cap_a_conversation_keeps_only_the_start_of_each_long_message(a
     assert said[:2] == [long, long]  # within the cap: whole
     assert said[2] == long[:160] + " […]"  # past it: the start, marked
     assert said[3] == "short one"
+
+
+def test_addresses_of_one_ipv6_host_share_one_allowance(proxied):
+    proxied.config["CHAT_SESSIONS_PER_HOUR"] = 3
+    client = proxied.test_client()
+
+    def open_from(address):
+        return client.post("/chat/api/session", json={"lang": "en"}, headers={"X-Forwarded-For": address}).status_code
+
+    # One home or host is given a whole /64: rotating within it is one client.
+    assert [open_from(f"2001:db8:0:1::{n:x}") for n in range(5)] == [201, 201, 201, 429, 429]
+    assert open_from("2001:db8:0:2::1") == 201  # the next /64 is someone else
+    assert open_from("::ffff:198.51.100.9") == 201 and open_from("198.51.100.9") == 201  # the same IPv4 client
+    assert [open_from("198.51.100.9") for _ in range(2)] == [201, 429]

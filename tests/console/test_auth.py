@@ -1,6 +1,8 @@
 """Signing in and out: passwords, rate limits, CSRF, cookies, idle expiry, supervisor-only pages."""
 from __future__ import annotations
 
+import threading
+
 import time
 
 import pytest
@@ -266,6 +268,21 @@ def test_guessing_a_name_makes_new_devices_wait_longer_each_time_but_never_locks
     assert b"alice" not in b"".join(redis.keys("rl:*"))
 
 
+def test_guesses_sent_all_at_once_cannot_outrun_the_limits(staff):
+    staff.config["CONSOLE_PASSWORD_HASH"] = "RFC_9106_LOW_MEMORY"
+    answers = []
+
+    def guess():
+        answers.append(Console(staff, "alice").sign_in(password="guess guess guess").status_code)
+
+    threads = [threading.Thread(target=guess) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert answers.count(401) <= 6 and answers.count(429) >= 14  # five free failures, then one at a time
+
+
 def test_a_counsellor_on_a_device_she_used_before_signs_in_while_someone_guesses_her_name(staff):
     staff.config["CHAT_PROXY_HOPS"] = 1
     alice = Console(staff, "alice")
@@ -283,3 +300,20 @@ def test_a_counsellor_on_a_device_she_used_before_signs_in_while_someone_guesses
     forged = Console(staff, "alice")
     forged.client.set_cookie("helpline_device", "abc.def", path="/console/signin")
     assert forged.sign_in().status_code == 429  # a made-up device cookie is worth nothing
+
+
+@pytest.mark.parametrize("where", ["cookie", "form", "header"])
+def test_non_ascii_tokens_and_device_cookies_are_refused_not_a_500(staff, where):
+    browser = Console(staff, "alice")
+    browser.refresh_token()
+    if where == "cookie":
+        browser.client.set_cookie("helpline_device", "dévice.mårk", path="/console/signin")
+        assert browser.sign_in().status_code == 302  # an unreadable cookie is no device, nothing worse
+    elif where == "form":
+        answer = browser.client.post("/console/signin", data={"name": "alice", "password": PASSWORD,
+                                                               "csrf_token": "tökén"})
+        assert answer.status_code == 400
+    else:
+        answer = browser.client.post("/console/signin", data={"name": "alice", "password": PASSWORD},
+                                     headers={"X-CSRF-Token": "tökén"})
+        assert answer.status_code == 400
