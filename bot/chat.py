@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import time
 from functools import wraps
@@ -34,12 +35,15 @@ log = logging.getLogger(__name__)
 
 TOKEN_BYTES = 32
 MAX_CLIENT_ID = 64
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,100}")
+_CLIENT_ID = re.compile(r"[!-~]{1,%d}" % MAX_CLIENT_ID)  # printable ASCII: the page sends hex
 # A chat opened and never answered is forgotten after a day; the first message gives it the full retention.
 UNTOUCHED_TTL = 24 * 3600
 # Transcript entries the page learns about over the stream; the bot's answers come with the POST.
 LIVE_SENDERS = ("counsellor", "system")
 # A page without a live stream asks for counsellor replies every few seconds; this is well above that.
 REPLY_POLLS_PER_MINUTE = 30
+MAX_INDEX = 10**6  # far past any transcript (bot.store.TRANSCRIPT_MAX); Redis refuses an index past 2^63
 # The page's own words; each is chat_<name> in the catalogs.
 PAGE_WORDS = (
     "title", "intro", "danger", "log_label", "input_label", "placeholder", "send", "exit", "exit_hint",
@@ -143,8 +147,8 @@ def post_message():
         raise ChatError(400, "bad_request", detail="text must be a non-empty string")
     if len(text) > MAX_TEXT:
         raise ChatError(400, "too_long", detail=f"text is longer than {MAX_TEXT} characters", limit=MAX_TEXT)
-    if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID:
-        raise ChatError(400, "bad_request", detail=f"client_id must be a string of 1 to {MAX_CLIENT_ID} characters")
+    if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
+        raise ChatError(400, "bad_request", detail=f"client_id must be 1 to {MAX_CLIENT_ID} printable ASCII characters")
     per_chat = current_app.config["CHAT_MESSAGES_PER_MINUTE"]
     _limit("chat-msg", "addr:" + client_address(), per_chat * 10, 60)
     helpline = get_helpline()
@@ -184,6 +188,7 @@ def events():
         seen = int(request.headers.get("Last-Event-ID", "-1"))
     except ValueError:
         seen = -1
+    seen = seen if -1 <= seen <= MAX_INDEX else -1  # not ours: start from the beginning
 
     def open_stream():
         claim = Claim(get_redis(), get_helpline().store.vault, cid, token, client_address())
@@ -202,11 +207,13 @@ def events():
 def replies():
     """What the stream would have sent after index `after`, for a page that has no stream: polling."""
     token = _token(request.args.get("token"))
+    cid = _conversation_of(token)  # first: a made-up token creates no counter
     _limit("chat-poll", "token:" + token, REPLY_POLLS_PER_MINUTE, 60)
-    cid = _conversation_of(token)
     try:
-        seen = max(-1, int(request.args.get("after", "-1")))
+        seen = int(request.args.get("after", "-1"))
     except ValueError:
+        seen = None
+    if seen is None or not -1 <= seen <= MAX_INDEX:
         raise ChatError(400, "bad_request", detail="after must be a transcript index") from None
     found = [{"id": index, **reply} for reply, index in _live_entries(get_store(), cid, seen)]
     return jsonify(replies=found)
@@ -297,15 +304,18 @@ def _body(required: bool = True) -> dict:
         return {}
     if not request.is_json:
         raise ChatError(400, "bad_request", detail="send Content-Type: application/json")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser goes: not a body any page sends
+        body = None
     if not isinstance(body, dict):
         raise ChatError(400, "bad_request", detail="the body must be a JSON object")
     return body
 
 
 def _token(value) -> str:
-    # token_urlsafe(32) is 43 characters; anything far from that cannot be ours.
-    if not isinstance(value, str) or not 20 <= len(value) <= 100:
+    # token_urlsafe(32) is 43 characters of the URL-safe alphabet; anything else cannot be ours.
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
         raise ChatError(400, "bad_request", detail="token is missing or malformed")
     return value
 

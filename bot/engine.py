@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -31,12 +32,16 @@ class Inbound:
         object.__setattr__(self, "text", valid_text(self.text))
 
 
+# Control characters (C0 but line breaks and tabs, DEL, C1) and lone surrogates: nothing a person
+# writes, and a surrogate would make the stored transcript unreadable.
+_UNWRITTEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def valid_text(text: str | None) -> str:
-    """Unicode scalar values only (a lone surrogate would make the stored transcript unreadable), NFC,
-    at most Twilio's 1600 characters."""
-    text = text or ""
+    """Unicode scalar values without control characters, NFC, at most Twilio's 1600 characters."""
+    text = _UNWRITTEN.sub("", text or "")
     if not text.isascii():
-        text = unicodedata.normalize("NFC", "".join(ch for ch in text if not 0xD800 <= ord(ch) <= 0xDFFF))
+        text = unicodedata.normalize("NFC", text)
     return text[:MAX_TEXT]
 
 

@@ -6,7 +6,7 @@ import threading
 import time
 
 import redis
-from flask import Response, current_app
+from flask import Response, current_app, request
 
 CONSOLE = "ev:console"
 
@@ -71,6 +71,10 @@ def live_response(open_stream) -> Response:
     """A text/event-stream of `open_stream()`'s frames when this process has a stream slot free,
     else BUSY at once. `open_stream` subscribes and returns the generator; it is called only with
     a slot, so a refused stream costs no Redis connection."""
+    if request.method == "HEAD":
+        # Flask answers HEAD with the GET view, but never runs the body: a stream opened here would
+        # hold its slot, and its claim, until they expire.
+        return Response(mimetype="text/event-stream")
     slots = current_app.extensions["stream_slots"]
     if not slots.acquire(blocking=False):
         return Response(BUSY, mimetype="text/event-stream")

@@ -26,7 +26,7 @@ def healthz():
         for key in keys:
             pipe.hget(key, "last_heartbeat")
         beats = pipe.execute()
-        memory = memory_ratio(client)
+        memory = client.info("memory")
     except redis.RedisError:
         return jsonify(status="unavailable", redis=False, reason="Redis does not answer"), 503
     ages = [_age(raw) for raw in beats if raw]
@@ -37,10 +37,26 @@ def healthz():
         return jsonify(status="unavailable", redis=True, workers=0, reason=reason), 503
     answer = {"status": "ok", "redis": True, "workers": sum(a <= limit for a in ages),
               "heartbeat_age": round(youngest, 1)}
-    if memory is not None and memory >= current_app.config["REDIS_MEMORY_WARN"]:
-        # Still up, but with noeviction a full Redis turns every answer into the static reply.
-        answer["warnings"] = [f"Redis uses {memory:.0%} of its maxmemory"]
+    warnings = memory_warnings(memory)
+    if warnings:
+        answer["warnings"] = warnings
     return jsonify(answer)
+
+
+def memory_warnings(info: dict) -> list[str]:
+    """What an operator should know about Redis's memory (INFO memory): still up, but at risk."""
+    found = []
+    ratio = memory_ratio(info)
+    if ratio is not None and ratio >= current_app.config["REDIS_MEMORY_WARN"]:
+        # With noeviction a full Redis turns every answer into the static safety reply.
+        found.append(f"Redis uses {ratio:.0%} of its maxmemory")
+    policy = info.get("maxmemory_policy", "noeviction")
+    if policy != "noeviction":
+        found.append(f"Redis evicts keys when full (maxmemory-policy {policy}): conversations could vanish; "
+                     "use noeviction")
+    if ratio is None and current_app.config.get("HELPLINE_ENV") == "production":
+        found.append("Redis has no maxmemory: nothing warns before the machine runs out of memory")
+    return found
 
 
 

@@ -241,9 +241,8 @@ def median(values: list[float]) -> float | None:
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
-def memory_ratio(client: redis.Redis) -> float | None:
-    """Redis's used memory as a share of its maxmemory; None when it has no maxmemory."""
-    info = client.info("memory")
+def memory_ratio(info: dict) -> float | None:
+    """Redis's used memory as a share of its maxmemory (from INFO memory); None without a maxmemory."""
     limit = int(info.get("maxmemory") or 0)
     return int(info["used_memory"]) / limit if limit else None
 
@@ -280,7 +279,7 @@ class HelplineCollector:
                                 value=longest or 0.0)
         yield GaugeMetricFamily("helpline_failed_jobs", "RQ jobs in the failed registry.",
                                 value=sum(FailedJobRegistry(queue=q).count for q in self.app.extensions["queues"]))
-        ratio = memory_ratio(self.app.extensions["redis"])
+        ratio = memory_ratio(self.app.extensions["redis"].info("memory"))
         yield GaugeMetricFamily("helpline_redis_memory_ratio",
                                 "Redis used memory over its maxmemory (0 when it has none); alert at 0.8.",
                                 value=ratio or 0.0)

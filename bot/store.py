@@ -300,6 +300,11 @@ class ConversationStore:
         pipe.delete(conv_key(conv_id), transcript_key(conv_id))
 
 
+# The fields pages read from an entry, and the type each must have; a field of another type is dropped.
+_TEXT_FIELDS = ("by", "level", "intent", "outbound")
+LATEST_TIME = 4e9  # 2096: a time past this (or NaN, or infinite) is no time at all
+
+
 def readable(item) -> dict:
     """A stored transcript entry in the shape every page expects, whatever was stored: an entry
     written by an older version, or by a bug, must not make a conversation unreadable for everyone."""
@@ -307,11 +312,19 @@ def readable(item) -> dict:
         item = {}
     out = {key: _scalar(value) for key, value in item.items() if isinstance(key, str)}
     try:
-        out["at"] = float(item.get("at") or 0.0)
-    except (TypeError, ValueError):
-        out["at"] = 0.0
-    out["from"] = out.get("from") if isinstance(out.get("from"), str) else "system"
-    out["text"] = out.get("text") if isinstance(out.get("text"), str) else ""
+        at = float(item.get("at") or 0.0)
+    except (TypeError, ValueError, OverflowError):
+        at = 0.0
+    out["at"] = at if 0.0 <= at <= LATEST_TIME else 0.0  # NaN fails both comparisons
+    for name, default in (("from", "system"), ("text", "")):
+        if not isinstance(out.get(name), str):
+            out[name] = default
+    for name in _TEXT_FIELDS:
+        if name in out and not isinstance(out[name], str):
+            del out[name]
+    media = out.get("media")
+    if media is not None and not (isinstance(media, int) and not isinstance(media, bool) and 0 <= media <= 100):
+        out["media"] = 0
     return out
 
 

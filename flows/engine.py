@@ -546,7 +546,7 @@ class FlowEngine:
         if kind == "age":
             from .resources import ascii_digits
 
-            # The first number ("I am 16, born 2008"); "¹⁶" and "①⑥" are not digits here.
+            # The first number ("I am 16, born 2008"); other scripts' digits ("١٦") read as ASCII, and "¹⁶" as 16 (NFKC).
             found = re.search(r"[0-9]+", ascii_digits(word))
             if found is None or not 5 <= int(found.group()) <= 120:
                 return None

@@ -78,6 +78,7 @@ def test_text_is_made_valid_at_the_one_edge_every_channel_passes():
     assert Inbound("sms", "+1", "x" * 5000).text == "x" * 1600
     assert valid_text("Cafe\u0301") == "Café"  # NFC: one spelling of the same words
     assert valid_text(None) == ""
+    assert valid_text("\x00\x07hi\x1b[31m\u0085 there\n\tok") == "hi[31m there\n\tok"  # no controls
 
 
 def test_a_process_killed_holding_the_lock_neither_loses_the_retry_nor_answers_an_old_message_twice(app, client):

@@ -143,3 +143,25 @@ def test_addresses_of_one_ipv6_host_share_one_allowance(proxied):
     assert open_from("2001:db8:0:2::1") == 201  # the next /64 is someone else
     assert open_from("::ffff:198.51.100.9") == 201 and open_from("198.51.100.9") == 201  # the same IPv4 client
     assert [open_from("198.51.100.9") for _ in range(2)] == [201, 429]
+
+
+@pytest.mark.parametrize("after", ["9223372036854775807", "99999999999999999999", "-2"])
+def test_an_index_no_transcript_has_is_a_bad_request_not_an_outage(client, after):
+    token = open_chat(client)["token"]
+    assert client.get(f"/chat/api/replies?token={token}&after={after}").status_code == 400
+    live = client.get(f"/chat/api/events?token={token}", headers={"Last-Event-ID": after}, buffered=False)
+    assert next(live.response).startswith(LIVE)  # a stream from the start, not "Redis is gone"
+    live.close()
+
+
+def test_a_head_request_holds_no_stream(proxied):
+    proxied.config["CHAT_STREAMS_PER_ADDRESS"] = 1
+    client = proxied.test_client()
+    token = open_chat(client)["token"]
+    for _ in range(3):
+        assert client.head(f"/chat/api/events?token={token}", headers={"X-Forwarded-For": "203.0.113.7"}
+                           ).status_code == 200
+    other = open_chat(client)["token"]
+    live = stream(client, other)
+    assert next(live.response).startswith(LIVE)  # the address's one place was never taken
+    live.close()

@@ -18,6 +18,11 @@ def test_every_page_that_shows_a_conversation_survives_malformed_entries(staff):
     store.append(cid, entry("counsellor", "still here \udfff", 2.0, by="ali\ud800ce"))
     store.append(cid, {"at": "not a time", "from": None, "text": None})
     store.append(cid, ["not", "an", "entry"])
+    for at in (float("nan"), "1e400", 1e20, -5):
+        store.append(cid, {"at": at, "from": "texter", "text": "odd time"})
+    store.append(cid, {"at": 3.0, "from": "texter", "text": "odd media", "media": "3"})
+    store.append(cid, {"at": 3.0, "from": "texter", "text": "odder media", "media": [1]})
+    store.append(cid, {"at": 3.0, "from": "counsellor", "text": "odd outbound", "outbound": ["x"], "by": {"a": 1}})
 
     sam = Console(app, "sam")
     sam.sign_in()

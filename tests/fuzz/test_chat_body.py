@@ -2,11 +2,10 @@
 fields, JSON nested deep, bytes that are not JSON. Never a 5xx (the chat answers 503 only when Redis
 is down, which it is not here, or when something crashed): a 4xx with {"error"} or the usual answer.
 
-Found by widening the fuzz beyond `text` (tests/fuzz/test_http.py); no product code is changed here.
-KNOWN DEFECTS, left red on purpose until bot/ is fixed (see test_known_defect_*): a lone surrogate in
-`client_id` or `token`, and JSON nested a few thousand levels deep, each get 503 "unavailable" (the
-visitor reads "We cannot answer right now"; the log says "unexpected UnicodeEncodeError at
-bot/crypto.py:119" / ":114", or "unexpected RecursionError at json/decoder.py:353").
+Widening the fuzz beyond `text` found three defects, fixed in bot/chat.py and kept here as
+regression tests (test_was_503_*): a lone surrogate in `client_id` or `token`, and JSON nested a few
+thousand levels deep, each got 503 "unavailable" (the visitor read "We cannot answer right now"; the
+log said "unexpected UnicodeEncodeError at bot/crypto.py" or "unexpected RecursionError").
 """
 from __future__ import annotations
 
@@ -132,21 +131,21 @@ def chat(config):
     return ChatBodies(create_app(config))
 
 
-# KNOWN DEFECT (left red on purpose): Vault.digest(f"{token}:{client_id}") encodes a lone surrogate.
-def test_known_defect_a_lone_surrogate_in_client_id_is_not_a_503(chat):
+# Was a 503 (found by fuzzing): Vault.digest(f"{token}:{client_id}") encodes a lone surrogate.
+def test_was_503_a_lone_surrogate_in_client_id_is_not_a_503(chat):
     chat.post("/chat/api/messages", "fields", {"token": TOKEN, "text": "hi", "client_id": "\ud800"})
 
 
-# KNOWN DEFECT (left red on purpose): Vault.conversation_id("web", token) encodes a lone surrogate.
+# Was a 503 (found by fuzzing): Vault.conversation_id("web", token) encodes a lone surrogate.
 @pytest.mark.parametrize("endpoint", ["/chat/api/messages", "/chat/api/exit"])
-def test_known_defect_a_lone_surrogate_in_the_token_is_not_a_503(chat, endpoint):
+def test_was_503_a_lone_surrogate_in_the_token_is_not_a_503(chat, endpoint):
     chat.post(endpoint, "fields", {"token": RealToken(1, "\ud800"), "text": "hi", "client_id": "c1"})
 
 
-# KNOWN DEFECT (left red on purpose): json.loads raises RecursionError (not a ValueError) on a body
+# Was a 503 (found by fuzzing): json.loads raises RecursionError (not a ValueError) on a body
 # nested deeper than the interpreter's recursion limit; 3,000 bytes are enough, MAX_CONTENT_LENGTH is 64 KB.
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-def test_known_defect_json_nested_deep_is_a_400_not_a_503(chat, endpoint):
+def test_was_503_json_nested_deep_is_a_400_not_a_503(chat, endpoint):
     chat.post(endpoint, "nested", ("[", 3000))
 
 

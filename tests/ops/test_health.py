@@ -66,3 +66,14 @@ def test_a_nearly_full_redis_is_a_warning_on_healthz_and_a_metric(app, client, r
     assert "maxmemory" in warning
     [line] = [x for x in metrics.splitlines() if x.startswith("helpline_redis_memory_ratio ")]
     assert 0.8 <= float(line.split()[1]) < 1
+
+
+def test_an_evicting_redis_is_a_warning(app, client, redis_client):
+    worker(app).heartbeat()
+    redis_client.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        answer = client.get("/healthz")
+    finally:
+        redis_client.config_set("maxmemory-policy", "noeviction")
+    assert answer.status_code == 200
+    assert any("allkeys-lru" in w for w in answer.json["warnings"])
