@@ -408,6 +408,15 @@ class Findings:
     hits: Counter = field(default_factory=Counter)
     examples: int = 0
 
+    def check(self, call, *args) -> None:
+        """One example of a search: counted, and a failure already reported is not raised again."""
+        self.examples += 1
+        try:
+            call(*args)
+        except Exception as exc:
+            if not self.known(exc):
+                raise
+
     def known(self, exc: BaseException) -> bool:
         sig = signature(exc)
         if sig in self.first:

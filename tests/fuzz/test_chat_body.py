@@ -172,12 +172,7 @@ def test_long_run_chat_bodies(config, capsys):
     @fuzz_settings()
     @given(endpoint=st.sampled_from(ENDPOINTS), body=BODIES)
     def one_request(endpoint, body):
-        findings.examples += 1
-        try:
-            chat.post(endpoint, *body)
-        except Exception as exc:
-            if not findings.known(exc):
-                raise
+        findings.check(chat.post, endpoint, *body)
 
     searches = run_for(FUZZ_SECONDS * 0.1, one_request, findings)
     with capsys.disabled():

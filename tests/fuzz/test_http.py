@@ -61,12 +61,7 @@ def test_long_run_http(config, channel, capsys):
     @fuzz_settings(max_examples=200)
     @given(target=st.sampled_from(TARGETS[channel]), lang=st.sampled_from(LANGS), texts=MESSAGES)
     def messages(target, lang, texts):
-        findings.examples += 1
-        try:
-            fuzz.fuzz(target, lang, *texts)
-        except Exception as exc:
-            if not findings.known(exc):
-                raise
+        findings.check(fuzz.fuzz, target, lang, *texts)
 
     searches = run_for(FUZZ_SECONDS * 0.275, messages, findings)
     with capsys.disabled():
