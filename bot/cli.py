@@ -286,17 +286,28 @@ def resources():
 
 
 @resources.command("check")
-def resources_check():
-    """Refuse entries without a source; warn about entries not verified in 180 days."""
-    from flows.resources import ResourceDirectory
+@click.option("--warn-only", is_flag=True,
+              help="list the entries past their review date, but exit 0 (entries with errors still fail)")
+@click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="check as of this day (yyyy-mm-dd) instead of today")
+def resources_check(warn_only, today):
+    """Refuse entries without a source; fail on entries past their review date (180 days after verified_on,
+    or never verified): they are still sent to texters, with the national hotline added."""
+    from flows.resources import STALE_AFTER_DAYS, ResourceDirectory
 
-    report = ResourceDirectory.load().check(today=date.today())
+    report = ResourceDirectory.load().check(today=today.date() if today else date.today())
     for line in report.errors:
         click.echo(f"error: {line}", err=True)
+    for line in report.due:
+        click.echo(f"past review: {line}", err=True)
     for line in report.warnings:
         click.echo(f"warning: {line}", err=True)
-    click.echo(f"{len(report.errors)} errors, {len(report.warnings)} warnings")
-    if report.errors:
+    click.echo(f"{len(report.errors)} errors, {len(report.due)} past review, {len(report.warnings)} warnings")
+    if report.due:
+        click.echo(f"{len(report.due)} listing(s) past review are still offered, with the National Human "
+                   f"Trafficking Hotline added: re-check each with its source or by phone, then set verified_on "
+                   f"(review every {STALE_AFTER_DAYS} days; see REVIEW ROUTINE in flows/resources.yaml)")
+    if report.errors or (report.due and not warn_only):
         sys.exit(1)
 
 

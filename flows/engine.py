@@ -19,7 +19,6 @@ from .nlu import NOTHING, IntentModel, Reading
 from .spec import NUMBER_WORDS, Flow, IntentAction, State, normalize
 
 MAX_TEXT = 1600
-MAX_MILES = 100
 REASSURE_EVERY = 600.0  # seconds: at most one "still waiting" reply per ten minutes
 
 # How sure the intent model must be before its reading is acted on; below it the bot asks which of the
@@ -68,9 +67,13 @@ ENGLISH_HINTS = frozenset(
 # Catalog keys the engine itself says; `flows check` makes sure every language has them.
 ENGINE_KEYS = (
     "stopped", "restarted", "confirm_delete", "erased", "not_erased", "not_understood",
-    "emergency", "emergency_self_harm", "waiting_reassure", "resource_text", "resource_miles",
+    "emergency", "emergency_self_harm", "waiting_reassure",
     "resources_none", "language_set", "text_more", "not_safe_now", "clarify", "emergency_followup",
     "emergency_waiting", "danger_check",
+    # the resource list's words (flows.resources.RESOURCE_KEYS; resources.reply renders them)
+    "resources_near", "resources_far", "resources_nothing", "resources_outside", "resources_national",
+    "resources_stale", "resources_211", "resource_call", "resource_call_text", "resource_text",
+    "resource_text_keyword", "resource_or", "resource_miles", "resource_mile",
 )
 
 
@@ -536,9 +539,9 @@ class FlowEngine:
         if kind == "any":
             return True
         if kind == "zip":
-            from .resources import normalize_zip
+            from .resources import resolve_place
 
-            found = normalize_zip(word)
+            found = resolve_place(word)  # a ZIP ("93305") or a town ("arvin", "Délano" -> "Delano")
             if found is None:
                 return None
             conv.slots[state.slot] = found
@@ -611,27 +614,10 @@ class FlowEngine:
     def _resources(self, conv: Conversation, lang: str) -> str:
         if self.resources is None:
             return self.catalog.render(lang, "resources_none")
-        matches = self.resources.nearest(conv.slots.get("zip", ""), conv.slots.get("category", "shelter"))
-        if not matches:
-            return self.catalog.render(lang, "resources_none")
-        lines = []
-        # A listing hours away helps no one tonight; the national lines still show.
-        matches = [m for m in matches if m.miles is None or m.miles <= MAX_MILES]
-        for m in matches:
-            r = m.resource
-            parts = [r.name_for(lang)]
-            if r.phone:
-                parts.append(r.phone)
-            if r.text:
-                parts.append(self.catalog.render(lang, "resource_text", number=r.text))
-            if r.address:
-                parts.append(r.address)
-            if r.hours:
-                parts.append(r.hours)
-            if m.miles is not None:
-                parts.append(self.catalog.render(lang, "resource_miles", miles=f"{max(1, round(m.miles))}"))
-            lines.append("- " + ", ".join(parts))
-        return "\n".join(lines)
+        # Where, what, and for whom (the age slot, when the flow asked): flows.resources.reply decides the list.
+        return self.resources.reply(conv.slots.get("zip"), conv.slots.get("category", "shelter"), lang,
+                                    lambda key, **values: self.catalog.render(lang, key, **values),
+                                    age=conv.slots.get("age"))
 
 
 def _effects(raw: list[dict]) -> list[Effect]:

@@ -27,7 +27,13 @@ def test_triage_command_prints_json():
     assert calm == {"level": "normal", "matched": []}
 
 
-def test_resources_check_passes_on_the_shipped_directory():
+def test_resources_check_fails_while_listings_are_past_review_and_warn_only_does_not():
+    # Issue 12: every shipped listing is past its review date (or was never verified), so the check fails
+    # until an operator re-verifies them; --warn-only lists them and exits 0; errors would still fail.
     result = CliRunner().invoke(main, ["resources", "check"])
-    assert result.exit_code == 0, result.output
-    assert "0 errors" in result.output
+    assert result.exit_code == 1, result.output
+    assert "0 errors" in result.output and "past review: flows/resources.yaml:" in result.output
+    assert "national-human-trafficking-hotline" in result.output
+    warned = CliRunner().invoke(main, ["resources", "check", "--warn-only"])
+    assert warned.exit_code == 0, warned.output
+    assert warned.output == result.output
