@@ -653,8 +653,10 @@ class ResourceDirectory:
                     lines.append((2, line(r, None, miles <= NEAR_MILES)))
                     shown_local.append(r)
             elif places:
-                # Nothing within reach: a phone line first, then only the nearest place, with its distance.
+                # Nothing within reach: a phone line first, then only the nearest place, with its distance;
+                # and the national hotline, whatever the kind of help.
                 header = render("resources_far", place=where.shown, max=MAX_MILES)
+                hotline_too = True
                 for miles, r in hotlines:
                     lines.append((2, line(r, None, miles <= NEAR_MILES)))
                     shown_local.append(r)
@@ -690,7 +692,7 @@ class ResourceDirectory:
         return _fit([header], top + lines + rest, budget, [render("resources_stale")] if stale else [])
 
     def _line(self, r: Resource, lang: str, render, miles: float | None, address: bool) -> str:
-        """"- Name: call …, hours, who it is for, address, N mi" (a hotline: no distance)."""
+        """One listing: "- Name: call ..., hours, who it is for, address, N mi" (a hotline: no distance)."""
         parts = []
         contact = []
         if r.phone and r.text and r.phone == r.text:

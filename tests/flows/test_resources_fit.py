@@ -337,6 +337,9 @@ def test_listings_within_their_review_date_do_not(lang, tmp_path):
     # A shelter list has the hotline whatever the dates.
     _, shelters = find_help(lang, "shelter", "93305", engine=fresh)
     assert TRAFFICKING in shelters and STALE[lang] not in shelters
+    # So does a list with nothing near: Ridgecrest's food, 76 miles away.
+    _, far = find_help(lang, "food", "93555", engine=fresh)
+    assert TRAFFICKING in far and STALE[lang] not in far and miles_in(far) == [76]
 
 
 def test_every_listing_keeps_its_last_verified_date():
