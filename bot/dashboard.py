@@ -21,7 +21,7 @@ from .metrics import WAIT_BUCKETS, Stats, bucket, median
 DAYS_CHARTED = 14
 FAILED_SHOWN = 50
 REASONS = {"counsellor": "Asked for a person", "emergency": "Emergency", "triage": "Triage raised it", "tip": "Tip"}
-PATHS = {"counsellor": "Talk to a counsellor", "questions": "Screening questions", "runaway": "Running away",
+PATHS = {"counsellor": "Talk to a counselor", "questions": "Screening questions", "runaway": "Running away",
          "report": "Report something", "find_help": "Find help nearby", "signs": "Warning signs"}
 LEVELS = {"high": "High risk", "emergency": "Emergency"}
 

@@ -19,7 +19,7 @@ def _load(conv_id: str):
     if conv is None:
         abort(404, "This conversation does not exist (any more): the texter may have erased it.")
     if not handoff.can_view(current_counsellor(), conv):
-        abort(403, f"{conv.counsellor or 'Another counsellor'} holds this conversation.")
+        abort(403, f"{conv.counsellor or 'Another counselor'} holds this conversation.")
     return conv
 
 

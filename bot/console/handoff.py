@@ -41,7 +41,7 @@ class AlreadyTaken(HandoffError):
     """Someone else claimed the conversation first."""
 
     def __init__(self, holder: str | None):
-        super().__init__(f"already taken by {holder or 'another counsellor'}")
+        super().__init__(f"already taken by {holder or 'another counselor'}")
         self.holder = holder
 
 
@@ -205,7 +205,7 @@ def transfer(counsellor: Counsellor, conv_id: str, to: str) -> None:
     """Hand a conversation to another counsellor by name."""
     target = accounts.get(get_redis(), (to or "").strip().lower())
     if target is None:
-        raise HandoffError("there is no counsellor with that name")
+        raise HandoffError("there is no counselor with that name")
     with _changing(conv_id) as (conv, effects):
         _check_holder(counsellor, conv)
         if conv.counsellor == target.name:
@@ -282,7 +282,7 @@ def reveal(counsellor: Counsellor, conv_id: str) -> str:
 
 def _check_holder(counsellor: Counsellor, conv: Conversation) -> None:
     if conv.handoff != "active":
-        raise NotHolder("no counsellor holds this conversation now")
+        raise NotHolder("no counselor holds this conversation now")
     if not holds(counsellor, conv):
         raise NotHolder(f"{conv.counsellor} holds this conversation")
 

@@ -9,7 +9,7 @@ from flows.engine import screening_summary
 
 CHANNELS = {"sms": "SMS", "whatsapp": "WhatsApp", "web": "Web chat", "cli": "Terminal"}
 LANGUAGES = {"en": "English", "es": "Spanish"}
-REASONS = {"counsellor": "asked for a counsellor", "triage": "triage raised the risk",
+REASONS = {"counsellor": "asked for a counselor", "triage": "triage raised the risk",
            "emergency": "emergency", "tip": "report (tip)"}
 # The screening questions (flows/helpline.yaml, screen_*), as a counsellor reads them.
 SCREENING = {

@@ -44,7 +44,7 @@ def claim(conv_id):
     try:
         handoff.claim(current_counsellor(), conv_id)
     except handoff.AlreadyTaken as exc:
-        return index(error=f"That conversation was already taken by {exc.holder or 'another counsellor'}.",
+        return index(error=f"That conversation was already taken by {exc.holder or 'another counselor'}.",
                      status=409)
     except handoff.Gone:
         return index(error="That conversation no longer exists: the texter erased it.", status=404)

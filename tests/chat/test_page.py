@@ -70,14 +70,14 @@ def test_a_visitor_reaches_a_counsellor_in_spanish_and_sees_the_reply_live(app, 
     page.evaluate("window.notReloaded = true")
 
     page.get_by_role("button", name="Sí, es seguro").click()
-    expect(log).to_contain_text("¿Cómo te ayudamos?")
+    expect(log).to_contain_text("¿En qué te ayudamos?")
     expect(page.get_by_role("group", name="Respuestas rápidas").get_by_role("button")).to_have_count(6)
     page.get_by_label("Tu mensaje").fill("1")  # typing works as well as the buttons
     page.get_by_label("Tu mensaje").press("Enter")
-    expect(log).to_contain_text("Un consejero puede")
+    expect(log).to_contain_text("Una persona consejera puede")
     expect(page.get_by_label("Tu mensaje")).to_have_value("")
     page.get_by_role("button", name="Sí", exact=True).click()
-    expect(log).to_contain_text("Estás en la fila")
+    expect(log).to_contain_text("Ya tienes tu lugar en la fila")
     expect(page.get_by_role("group", name="Respuestas rápidas")).to_be_hidden()
     expect(page.get_by_label("Tu mensaje")).to_be_focused()
 
@@ -93,7 +93,7 @@ def test_a_visitor_reaches_a_counsellor_in_spanish_and_sees_the_reply_live(app, 
     reply = page.locator("#log .msg-counsellor")
     expect(reply).to_have_count(1)
     expect(reply).to_contain_text("Hola, soy Ana")
-    expect(reply).to_contain_text("Consejero")  # who wrote it, never their name
+    expect(reply).to_contain_text("Consejería")  # who wrote it, never their name
     assert page.evaluate("window.notReloaded") is True
 
     page.get_by_label("Tu mensaje").fill("sí, estoy en casa de mi tía")
@@ -195,7 +195,7 @@ def test_the_page_fits_a_360_pixel_phone(site, browser):
     page = context.new_page()
     open_chat(page, site + "/chat?lang=es")
     page.get_by_role("button", name="Sí, es seguro").click()
-    expect(page.get_by_role("log")).to_contain_text("¿Cómo te ayudamos?")
+    expect(page.get_by_role("log")).to_contain_text("¿En qué te ayudamos?")
 
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     for control in (page.get_by_role("button", name="Salir rápido"), page.get_by_label("Tu mensaje"),

@@ -34,7 +34,7 @@ def test_a_texter_who_asks_for_a_person_appears_with_reason_and_language(console
     ask_for_counsellor(texter)
     live = alice.get("/console/queue/live").get_data(as_text=True)
     assert len(alice.queue_order()) == 1
-    assert "asked for a counsellor" in live
+    assert "asked for a counselor" in live
     assert "English" in live and "SMS" in live
 
 
@@ -157,7 +157,7 @@ def test_transfer_to_nobody_is_refused(console, queued, staff):
     alice.post(f"/console/claim/{conv.id}")
     answer = alice.post(f"/console/c/{conv.id}/transfer", {"to": "mallory"})
     assert answer.status_code == 400
-    assert "no counsellor with that name" in answer.get_data(as_text=True)
+    assert "no counselor with that name" in answer.get_data(as_text=True)
     assert staff.extensions["store"].load(conv.id).counsellor == "alice"
 
 
