@@ -426,6 +426,16 @@ def test_every_list_fits_three_sms_segments_in_gsm_7_with_room_for_its_question(
     assert longest > 153 * 2 - REPLY_RESERVE  # the budget is used, not a list cut to nothing
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_question_after_a_list_fits_the_room_left_for_it(lang):
+    # after_info (its wording belongs to the catalog's writers) must stay GSM-7 and within REPLY_RESERVE for
+    # the whole SMS to be 3 segments.
+    question = ENGINE.say(Conversation(id="c", channel="sms", address="+1", lang=lang), "after_info")
+    assert len(question) + 2 <= REPLY_RESERVE and sms_segments(question) == 1
+    for what, _, sms in every_list(lang):
+        assert sms_segments(sms) <= 3, (what, sms)
+
+
 def test_sms_segments_counts_as_carriers_do():
     assert sms_segments("a" * 160) == 1 and sms_segments("a" * 161) == 2 and sms_segments("a" * 459) == 3
     assert sms_segments("Mon–Fri") == 1 and sms_segments("–" + "a" * 70) == 2  # an en dash: UCS-2
