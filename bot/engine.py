@@ -60,7 +60,8 @@ class Outcome:
 
 
 # The flow's effects that write outside the conversation (the rest change it: see _prepare).
-_STORE_EFFECTS = frozenset({"request_handoff", "record_tip", "emergency_alert", "erase", "opt_out", "opt_in"})
+_STORE_EFFECTS = frozenset({"request_handoff", "record_tip", "emergency_alert", "erase", "opt_out", "opt_in",
+                            "leave_queue"})
 
 
 KEPT_PAST_CAP = 160  # characters of each message kept once a conversation has passed its cap
@@ -167,6 +168,10 @@ class Helpline:
             elif effect.name == "record_tip":
                 conv.slots["kind"] = "tip"
                 conv.slots.setdefault("queued_at", now)
+            elif effect.name == "leave_queue" and conv.handoff == "waiting":
+                conv.handoff = None
+                for slot in ("queued_at", "reason"):
+                    conv.slots.pop(slot, None)
 
     def _carry_out(self, conv: Conversation, step: Step, now: float, before: tuple):
         """Effects on the rest of the store and the workers, as `also(pipe)` for the save's
@@ -191,6 +196,9 @@ class Helpline:
                     self._enqueue(pipe, "workers.alerts.emergency_alert", cid)
                 elif effect.name == "erase":
                     self._erase(pipe, cid)
+                elif effect.name == "leave_queue":
+                    self.waiting.remove(pipe, cid)
+                    events.publish(pipe, "left", cid)
                 else:  # opt_out, opt_in
                     events.publish(pipe, effect.name, cid)
 

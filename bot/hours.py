@@ -106,7 +106,8 @@ class Staffing:
                    int(cfg["HELPLINE_MINUTES_PER_CONVERSATION"]))
 
     def announce(self, say, priority: str, since: float, now: float) -> str:
-        """The wait (`queue_wait`) or, with nobody on duty, when counsellors are back (`after_hours`).
+        """The wait (`queue_wait`); in open hours with nobody signed in, that plainly, the 24/7 lines
+        first (`nobody_online`); out of hours, the 24/7 lines and when counsellors are back (`after_hours`).
 
         `say(key, **values)` renders a catalog message in the texter's language.
         """
@@ -116,9 +117,11 @@ class Staffing:
         pipe.scard(ONLINE)
         ahead, online = pipe.execute()
         moment = datetime.fromtimestamp(now, self.hours.zone)
-        if online and self.hours.is_open(moment):
-            return say("queue_wait", minutes=wait_minutes(ahead, online, self.minutes_per_conversation))
-        return say("after_hours", back=back_text(say, moment, self.hours.next_opening(moment)))
+        if not self.hours.is_open(moment):
+            return say("after_hours", back=back_text(say, moment, self.hours.next_opening(moment)))
+        if not online:
+            return say("nobody_online")
+        return say("queue_wait", minutes=wait_minutes(ahead, online, self.minutes_per_conversation))
 
 
 def wait_minutes(ahead: int, online: int, minutes_per_conversation: int) -> int:
@@ -130,8 +133,9 @@ def back_text(say, moment: datetime, opening: datetime | None) -> str:
     """When counsellors are back, in words relative to `moment`'s local day."""
     if opening is None or opening <= moment:
         return say("back_soon")
+    daypart = "morning" if 5 <= opening.hour < 12 else "afternoon" if 12 <= opening.hour < 19 else "night"
     time = say("clock", hour=opening.hour, hour12=(opening.hour - 1) % 12 + 1, minute=f"{opening.minute:02d}",
-               ampm="AM" if opening.hour < 12 else "PM")
+               ampm="AM" if opening.hour < 12 else "PM", daypart=say(f"daypart_{daypart}"))
     days = (opening.date() - moment.date()).days
     if days == 0:
         return say("back_today", time=time)

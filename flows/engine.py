@@ -20,6 +20,9 @@ from .spec import NUMBER_WORDS, Flow, IntentAction, State, normalize
 
 MAX_TEXT = 1600
 REASSURE_EVERY = 600.0  # seconds: at most one "still waiting" reply per ten minutes
+RETURN_AFTER = 86400.0  # seconds away mid-flow after which a texter is asked the safety question again
+# What someone in line can still do with the bot (by intent): find help, the runaway questions, a report.
+SERVED_IN_LINE = ("find_help", "runaway", "report_tip")
 
 # How sure the intent model must be before its reading is acted on; below it the bot asks which of the
 # two likeliest meanings was meant. Chosen on the held-out split (tests/data/intents_heldout.tsv).
@@ -48,9 +51,17 @@ CARRIER_CHANNELS = frozenset({"sms", "whatsapp", "cli"})
 
 # Twilio's own opt-out and opt-in words; they count only as the whole message, as Twilio matches them.
 STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout"})
+# In line, these ask "leave the line?" rather than opting out: someone waiting who writes "cancel"
+# most likely means the wait (STOP, STOPALL, UNSUBSCRIBE still opt out everywhere).
+LEAVE_LINE_WORDS = frozenset({"cancel", "end", "quit", "cancelar", "salir", "terminar"})
+# A question in line is always answered; only unprompted reassurances keep to REASSURE_EVERY.
+QUESTION_STARTS = ("what", "when", "where", "who", "why", "how", "can ", "could", "is ", "are ", "do ", "does",
+                   "will", "qué", "que ", "cuándo", "cuando", "dónde", "donde", "quién", "quien", "por qué",
+                   "cómo", "como ", "puedo", "puede", "hay ", "cuánto", "cuanto")
 START_WORDS = frozenset({"start", "unstop"})
 DELETE_WORDS = frozenset({"delete", "borrar", "erase", "borra"})
-CONFIRM_WORDS = frozenset({"yes", "y", "si", "sí", "1", "delete", "borrar", "ok"})
+# Only what the prompt names erases (YES / SÍ, or the delete word again): "1" or "ok" keeps everything.
+CONFIRM_WORDS = frozenset({"yes", "si", "sí"}) | DELETE_WORDS
 # A first message in Spanish gets Spanish straight away.
 SPANISH_HINTS = frozenset(
     "hola buenas buenos buen dias días tardes noches necesito ayuda ayudame ayúdame quiero tengo estoy "
@@ -138,6 +149,10 @@ class FlowEngine:
         self._known = frozenset().union(*(o.words for st in flow.states.values() for o in st.options),
                                         *(g.words for g in flow.globals), STOP_WORDS, START_WORDS, DELETE_WORDS)
         self._lock = threading.Lock()  # one conversation at a time walks the shared machine
+        # The safety question (where a first message leads), and the states that ask it or lead to it.
+        self._safety_state = flow.states[flow.initial].branches[0].to
+        self._asks_safety = frozenset({self._safety_state, *(n for n, s in flow.states.items()
+                                                             if s.branches and s.branches[0].to == self._safety_state)})
         self.machine = Machine(
             model=None,
             states=[{"name": s, "on_enter": "enter"} for s in flow.states],
@@ -169,12 +184,14 @@ class FlowEngine:
         elif (reading.lang in ("en", "es") and reading.lang != conv.lang and reading.lang_confidence >= SWITCH_LANG
               and len(word.split()) >= SWITCH_WORDS):
             conv.lang = reading.lang  # they wrote a sentence in the other language: answer in it
+        away = 0.0 if conv.new else now - conv.updated_at
         conv.updated_at = now
         conv.messages += 1
         clarify = conv.slots.pop("_clarify", None)  # "Did you mean…" holds for the very next message only
 
         carrier = conv.channel in CARRIER_CHANNELS
-        if carrier and word in STOP_WORDS:
+        in_line = conv.handoff == "waiting" and self.flow.states[conv.state].handoff
+        if carrier and word in STOP_WORDS and not (in_line and word in LEAVE_LINE_WORDS):
             conv.opted_out = True
             self._say(step, conv, "stopped")
             step.effects.append(Effect("opt_out"))
@@ -228,8 +245,15 @@ class FlowEngine:
             if word in ACKNOWLEDGEMENTS or intent == "thanks_bye" or not any(ch.isalnum() for ch in word):
                 return step  # "ok", "👍" after "he is next to me": nothing that lights up the phone
             del conv.slots["quiet"]
-        if conv.handoff:
+        if conv.handoff == "active" or in_line:
             return self._in_handoff(step, conv, word, intent, reading)
+        if away >= RETURN_AFTER and conv.state not in self._asks_safety:
+            # Back after a day or more in the middle of something: things may have changed; the
+            # safety question again before anything else.
+            conv.state, conv.misses = self._safety_state, 0
+            self._say(step, conv, "welcome_back")
+            return step
+        # In line but using the menu meanwhile: the flow answers as ever, and their place is kept.
         return self._answer(step, conv, text, word, reading, intent, clarify)
 
     def language_of(self, text: str) -> str | None:
@@ -332,6 +356,19 @@ class FlowEngine:
             return step
         if conv.handoff == "active":
             return step  # the counsellor answers; the bot is silent
+        state = self.flow.states[conv.state]
+        if word in LEAVE_LINE_WORDS and self.flow.leave_line:
+            self._fire_to(step, conv, self.flow.leave_line)  # "leave the line?": not an opt-out
+            return step
+        if command is not None or any(intent == i or intent.startswith(i + ".") for i in SERVED_IN_LINE):
+            # The menu, resources, the runaway questions while they wait: their place in line is kept
+            # (after danger, that line is the one that says 911 again).
+            self._say(step, conv, "emergency_waiting" if conv.risk == "emergency" else "still_in_line")
+            if command is not None and command.to == self.flow.resume:
+                self._fire(step, conv, command.id)
+            elif command is None:
+                self._act(step, conv, state, intent, word)
+            return step
         if intent.startswith("trust_question") or intent == "other_language":
             action = self.flow.action(self.flow.states[conv.state], intent)
             for key in action.say if action is not None else ():
@@ -342,6 +379,10 @@ class FlowEngine:
             self._say(step, conv, "emergency_waiting")  # never silence after danger
             return step
         if step.replies:
+            return step
+        if "?" in word or word.startswith(QUESTION_STARTS):
+            conv.reassured_at = conv.updated_at  # it says they are in line: the quiet minutes start again
+            self._say(step, conv, "waiting_question")  # a question is always answered
             return step
         if conv.updated_at - conv.reassured_at >= REASSURE_EVERY:
             conv.reassured_at = conv.updated_at
@@ -360,8 +401,8 @@ class FlowEngine:
         if g.to:
             conv.misses = 0
             self._fire(step, conv, g.id)
-        elif not conv.handoff:
-            self._ask_again(step, conv)  # the texter still needs the question they were on
+        elif conv.handoff != "active" and not self.flow.states[conv.state].handoff:
+            self._ask_again(step, conv)  # the texter still needs the question they were on (in line too)
         return step
 
     def _ask_again(self, step: Step, conv: Conversation) -> None:
@@ -547,13 +588,15 @@ class FlowEngine:
             conv.slots[state.slot] = found
             return True
         if kind == "age":
+            from .numbers import number_in
             from .resources import ascii_digits
 
             # The first number ("I am 16, born 2008"); other scripts' digits ("١٦") read as ASCII, and "¹⁶" as 16 (NFKC).
             found = re.search(r"[0-9]+", ascii_digits(word))
-            if found is None or not 5 <= int(found.group()) <= 120:
+            age = int(found.group()) if found else number_in(word, conv.lang)  # "fifteen", "tengo quince"
+            if age is None or not 5 <= age <= 120:
                 return None
-            conv.slots[state.slot] = int(found.group())
+            conv.slots[state.slot] = age
             return True
         if kind == "text":
             if word in state.until:
@@ -645,6 +688,7 @@ def machine_transitions(flow: Flow) -> list[dict]:
     # Intents lead to states from anywhere (flow.action decides which applies where).
     targets = {a.to for a in flow.intents.values() if a.to}
     targets |= {a.to for st in flow.states.values() for a in st.intents.values() if a is not None and a.to}
+    targets |= {flow.leave_line} - {""}
     out += [{"trigger": f"to_{t}", "source": "*", "dest": t} for t in sorted(targets)]
     out += [
         {"trigger": "emergency", "source": "*", "dest": flow.emergency},

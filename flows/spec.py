@@ -13,7 +13,7 @@ from .catalog import Catalog
 
 HERE = Path(__file__).parent
 INPUT_KINDS = ("any", "zip", "age", "text")
-EFFECTS = ("request_handoff", "record_tip", "emergency_alert")
+EFFECTS = ("request_handoff", "record_tip", "emergency_alert", "leave_queue")
 # Conditions a conditional `to` may name; each is a method of flows.engine.Model.
 CONDITIONS = ("screen_strong", "is_minor", "has_consent")
 # Intents the engine decides without the model: the language head says other_language.
@@ -132,6 +132,7 @@ class Flow:
     globals: list[Global]
     intents: dict[str, IntentAction] = field(default_factory=dict)
     resume: str = ""  # where an intent remembered before the safety check is carried out
+    leave_line: str = ""  # where "cancel" in line goes: "leave the line?"
     line: int = 1
 
     def action(self, state: State, label: str) -> IntentAction | None:
@@ -272,6 +273,7 @@ class Flow:
             globals=globals_,
             intents={k: v for k, v in intents(doc.get("intents"), 1).items() if v is not None},
             resume=doc.get("resume", ""),
+            leave_line=doc.get("leave_line", ""),
         )
 
     # -- checking ---------------------------------------------------------------
@@ -306,6 +308,8 @@ class Flow:
             need_state(getattr(self, attr), self.line, attr)
         if self.intents:
             need_state(self.resume, self.line, "resume")
+        if self.leave_line:
+            need_state(self.leave_line, self.line, "leave_line")
         known = {*intents, *(label.split(".", 1)[0] for label in intents), *INTENTS_WITHOUT_MODEL}
 
         def check_actions(table, where_name):
@@ -371,7 +375,7 @@ class Flow:
                 if not catalog.has(lang, variant):
                     problems.append(f"{catalog.paths[lang]}: message {variant!r} missing")
 
-        reached, todo = set(), deque([self.initial, self.fallback, self.emergency, self.after_handoff])
+        reached, todo = set(), deque([self.initial, self.fallback, self.emergency, self.after_handoff, self.leave_line])
         todo.extend(g.to for g in self.globals if g.to)
         todo.extend(a.to for a in self.intents.values() if a.to)
         while todo:

@@ -18,7 +18,7 @@ import yaml
 from bot.engine import handoff_priority
 from bot.extensions import flow_engine
 from flows.conversation import Conversation
-from flows.engine import START_WORDS, STOP_WORDS, Step, screening_summary
+from flows.engine import LEAVE_LINE_WORDS, START_WORDS, STOP_WORDS, Step, screening_summary
 
 NAME = "Kern Support Line"  # HELPLINE_NAME's default, which the app fixtures use too
 ENGINE = flow_engine(NAME)
@@ -67,6 +67,8 @@ def resting_states() -> list[str]:
 
 def _moves(state_name: str) -> list[list[str]]:
     state = FLOW.states[state_name]
+    if state.handoff:
+        return [["cancel"]]  # in line: "leave the line?"
     moves = [[str(i)] for i in range(1, len(state.options) + 1)]
     if state.input:
         moves.append(SAMPLE_INPUT[state.input])
@@ -89,7 +91,7 @@ def routes() -> dict[str, list[str]]:
                 chat.send(text)
             if chat.conv.state not in found:
                 found[chat.conv.state] = path + move
-                if not chat.conv.handoff:
+                if not chat.conv.handoff or FLOW.states[chat.conv.state].handoff:
                     todo.append((chat.conv, path + move))
     return found
 
@@ -110,7 +112,7 @@ def reach(chat: Chat, state: str, lang: str) -> None:
 def question(conv: Conversation) -> str | None:
     """What the texter is asked again after a command that keeps them where they are."""
     state = FLOW.states[conv.state]
-    if conv.handoff or not state.say or state.name == FLOW.initial:
+    if conv.handoff == "active" or state.handoff or not state.say or state.name == FLOW.initial:
         return None
     # Told 911 once: the emergency state's question is the short 911 answer again.
     key = "emergency_followup" if state.name == FLOW.emergency else state.say
@@ -349,8 +351,10 @@ def test_menu_from_every_state(state, command, lang):
     step = chat.send(command)
     if state == FLOW.initial:  # a first message always gets the safety question first
         assert step.keys == ["welcome"]
-    elif state == "waiting":  # in line: the place in line is kept
-        assert chat.conv.state == "waiting" and chat.conv.handoff == "waiting"
+    elif state == "waiting":  # in line: the menu, and the place in line is kept
+        assert (chat.conv.state, chat.conv.handoff) == ("menu", "waiting")
+        still = "emergency_waiting" if chat.conv.risk == "emergency" else "still_in_line"  # after danger: 911 again
+        assert step.replies == [text(lang, still), text(lang, "menu")]
         assert step.effect("request_handoff") is None
     else:
         assert chat.conv.state == "menu" and step.keys[-1] == "menu"
@@ -385,10 +389,8 @@ def test_help_from_every_state(state, lang):
         assert step.keys == ["welcome"]
         return
     assert "911" in step.text
-    if state == FLOW.emergency:  # after an emergency, "help" asks for the counsellor just offered
-        assert step.effect("request_handoff").params["reason"] == "emergency"
-        return
-    assert step.replies[0] == text(lang, "help")
+    assert step.replies[0] == text(lang, "help")  # HELP answers HELP in every state, after an emergency too
+    assert step.effect("request_handoff") is None
     assert NAME in step.text and "1-888-373-7888" in step.text and "STOP" in step.text
     assert chat.conv.state == before
     assert step.replies[1:] == ([question(chat.conv)] if question(chat.conv) else [])
@@ -399,6 +401,9 @@ def test_help_from_every_state(state, lang):
 def test_every_opt_out_word_from_every_state_then_silence_until_start(state, word):
     chat = _in(state, "en")
     step = chat.send(word.upper())
+    if FLOW.states[state].handoff and word in LEAVE_LINE_WORDS:  # in line "cancel" asks about the line
+        assert step.keys == ["leave_line_confirm"] and not chat.conv.opted_out
+        return
     assert step.keys == ["stopped"] and [e.name for e in step.effects] == ["opt_out"]
     assert chat.conv.opted_out
     for later in ("hi", "1", "help", "menu", "delete"):
@@ -409,7 +414,10 @@ def test_every_opt_out_word_from_every_state_then_silence_until_start(state, wor
     step = chat.send(sorted(START_WORDS)[len(word) % 2].upper())
     assert step.keys == ["restarted"] and not chat.conv.opted_out
     # Back to the start; someone in line keeps their place, and after that danger is answered every time.
-    assert chat.send("hi").keys == (["emergency_waiting"] if chat.conv.handoff else ["welcome"])
+    expected = ["welcome"]
+    if chat.conv.handoff:
+        expected = ["leave_line_confirm"] if state == FLOW.leave_line else ["emergency_waiting"]
+    assert chat.send("hi").keys == expected
 
 
 @pytest.mark.parametrize("sentence", ["I want to stop working here", "please stop him", "stop it", "end this",
@@ -430,12 +438,13 @@ def test_delete_with_confirmation_from_every_state(state, lang):
     assert step.keys == ["erased"] and [e.name for e in step.effects] == ["erase"]
 
 
+@pytest.mark.parametrize("answer", ["no, keep it", "1", "ok", "yes please keep it"])
 @pytest.mark.parametrize("state", resting_states())
-def test_delete_then_anything_else_keeps_everything(state):
+def test_delete_then_anything_else_keeps_everything(state, answer):
     chat = _in(state, "en")
     before = copy.deepcopy(chat.conv.to_doc())
     chat.send("delete")
-    step = chat.send("no, keep it")
+    step = chat.send(answer)  # the prompt says YES erases: "1" or "ok" does not
     assert step.keys == ["not_erased"] and step.effects == []
     assert chat.conv.state == before["state"] and chat.conv.slots == before["slots"]
 

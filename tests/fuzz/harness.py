@@ -22,7 +22,8 @@ from bot.console import accounts, handoff
 from bot.engine import Inbound, valid_text
 from flows.catalog import LANGUAGES
 from flows.conversation import Conversation
-from flows.engine import ACKNOWLEDGEMENTS, CARRIER_CHANNELS, MAX_TEXT, REASSURE_EVERY, clean
+from flows.engine import (ACKNOWLEDGEMENTS, CARRIER_CHANNELS, LEAVE_LINE_WORDS, MAX_TEXT, QUESTION_STARTS, REASSURE_EVERY,
+                          clean)
 from flows.spec import normalize
 from tests.conftest import Texter, sign
 from tests.console.conftest import PASSWORD, Console
@@ -64,7 +65,8 @@ def may_stay_silent(channel: str, before: Conversation | None, level: str | None
     - "quiet" (they said "he is next to me"): "ok" / 👍 / thanks / nothing with a letter or digit gets no
       reply, so that nothing lights up a phone someone may be watching (anything more ends the quiet);
     - a counsellor holds the chat: the counsellor answers; the bot is silent;
-    - in line: at most one "still waiting" every REASSURE_EVERY (10 minutes) since the last one.
+    - in line (in the waiting state itself, not browsing the menu meanwhile): at most one "still
+      waiting" every REASSURE_EVERY (10 minutes) since the last one; a question is always answered.
     Never silent: a first message; danger (except after STOP); someone in line after an emergency; and
     HELP or a language switch (the globals without a `to`), which are answered in line and with a
     counsellor too.
@@ -84,7 +86,9 @@ def may_stay_silent(channel: str, before: Conversation | None, level: str | None
         return True
     if before.handoff == "active":
         return True
-    return (before.handoff == "waiting" and before.risk != "emergency"
+    if "?" in word or word.startswith(QUESTION_STARTS) or word in LEAVE_LINE_WORDS:
+        return False
+    return (before.handoff == "waiting" and FLOW.states[before.state].handoff and before.risk != "emergency"
             and now - before.reassured_at < REASSURE_EVERY)
 
 

@@ -123,8 +123,8 @@ class PureChat:
 
 
 def _moves(conv: Conversation, texts: dict) -> list[list[Move]]:
-    if conv.handoff == "waiting":
-        return [[CLAIM]]  # in line, texts do not move the conversation; a counsellor does
+    if conv.handoff == "waiting" and FLOW.states[conv.state].handoff:
+        return [[CLAIM], ["cancel"]]  # in line, a counsellor moves the conversation, or "leave the line?"
     if conv.handoff == "active":
         return [[END]]
     state = FLOW.states[conv.state]

@@ -8,6 +8,7 @@ import pytest
 
 from bot.errors import ConfigurationError
 from bot.hours import ONLINE, Hours
+from tests.flows.test_conversation import text
 
 KERN = ZoneInfo("America/Los_Angeles")
 MONDAY = date(2026, 11, 30)
@@ -78,7 +79,7 @@ def queue_up(make_texter, first: str = "hi", sid: str | None = None) -> tuple[st
 
 @pytest.mark.parametrize("first, expected", [
     ("hi", "A counselor should reply in about 15 minutes."),
-    ("hola", "Un consejero debería responder en unos 15 minutos."),
+    ("hola", text("es", "queue_wait", minutes=15)),
 ])
 def test_a_queued_texter_hears_the_wait_in_their_language(redis_client, make_texter, first, expected):
     # Default settings: always staffed, 15 minutes per conversation.
@@ -93,9 +94,9 @@ def test_a_queued_texter_hears_the_wait_in_their_language(redis_client, make_tex
 
 @pytest.mark.parametrize("first, day, hour, expected", [
     ("hi", 6, 23, "Our counselors are back tomorrow at 8:00 AM."),
-    ("hola", 6, 23, "Nuestros consejeros vuelven mañana a las 8:00."),
+    ("hola", 6, 23, "Regresamos mañana a las 8:00 de la mañana"),
     ("hi", 5, 17, "Our counselors are back on Monday at 8:00 AM."),
-    ("hola", 5, 17, "Nuestros consejeros vuelven el lunes a las 8:00."),
+    ("hola", 5, 17, "Regresamos el lunes a las 8:00 de la mañana"),
     ("hi", 5, 7, "Our counselors are back today at 10:00 AM."),
 ])
 def test_out_of_hours_a_texter_hears_when_counsellors_are_back_and_stays_in_line(
@@ -106,17 +107,22 @@ def test_out_of_hours_a_texter_hears_when_counsellors_are_back_and_stays_in_line
     reply, texter = queue_up(make_texter, first)
 
     wait = reply.split("\n\n")[-1]
-    assert wait.startswith(expected) and "911" in wait and len(wait) <= 320
+    assert expected in wait and len(wait) <= 320
+    assert wait.index("233733") < wait.index(expected) and "911" in wait  # the 24/7 lines come first
     conv_id = app.extensions["vault"].conversation_id("sms", texter.number)
     assert app.extensions["waiting"].position(conv_id) == 0
     assert app.extensions["store"].transcript(conv_id)[-1] == {"at": local(day, hour).timestamp(), "from": "bot",
                                                               "text": wait}
 
 
-def test_with_nobody_online_the_texter_hears_counsellors_are_back_soon(make_texter):
-    reply, _ = queue_up(make_texter)
+@pytest.mark.parametrize("first, plainly", [("hi", "No counselor is free right now."),
+                                            ("hola", "Ahora no hay nadie libre.")])
+def test_in_open_hours_with_nobody_signed_in_the_texter_is_told_so_plainly(make_texter, first, plainly):
+    reply, _ = queue_up(make_texter, first)
 
-    assert "Our counselors are back soon." in reply
+    wait = reply.split("\n\n")[-1]
+    assert wait.startswith(plainly) and "233733" in wait and "911" in wait
+    assert "soon" not in wait and "pronto" not in wait  # no promise nobody can keep
 
 
 def test_a_repeated_webhook_gets_the_same_wait(redis_client, make_texter):

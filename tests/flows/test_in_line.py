@@ -1,0 +1,126 @@
+"""In line for a counselor the texter keeps their place and can still use the line (issue 12)."""
+from __future__ import annotations
+
+import pytest
+
+from flows.numbers import number_in
+from tests.flows.test_conversation import Chat, reach, text
+
+WAIT = {"en": ["hi", "1", "1", "1"], "es": ["hola", "1", "1", "1"]}
+
+
+def in_line(lang: str) -> Chat:
+    chat = Chat()
+    for message in WAIT[lang]:
+        chat.send(message)
+    assert (chat.conv.state, chat.conv.handoff) == ("waiting", "waiting")
+    return chat
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+@pytest.mark.parametrize("command", ["0", "menu", "MENÚ"])
+def test_the_menu_works_in_line_and_says_the_place_is_kept(lang, command):
+    chat = in_line(lang)
+    step = chat.send(command)
+    assert step.replies == [text(lang, "still_in_line"), text(lang, "menu")]
+    assert (chat.conv.state, chat.conv.handoff) == ("menu", "waiting")
+    step = chat.send("5")  # find help, as from the menu at any time
+    assert chat.conv.state == "ask_category" and chat.conv.handoff == "waiting"
+    assert step.effect("request_handoff") is None
+
+
+@pytest.mark.parametrize("lang, words", [("en", "where can I sleep tonight"), ("es", "necesito un lugar para dormir hoy")])
+def test_a_request_in_line_is_served_at_once_even_just_after_a_reassurance(lang, words):
+    chat = in_line(lang)
+    chat.send("hello?")  # a reassurance went out just now
+    step = chat.send(words)
+    assert step.replies[0] == text(lang, "still_in_line") and len(step.replies) >= 2
+    assert chat.conv.handoff == "waiting"  # still in line
+
+
+@pytest.mark.parametrize("lang, question", [("en", "when will someone answer?"), ("en", "is anyone there?"),
+                                            ("es", "¿cuándo me van a contestar?")])
+def test_a_question_in_line_is_always_answered(lang, question):
+    chat = in_line(lang)
+    chat.send("hello?")
+    for _ in range(2):  # within the ten quiet minutes, twice
+        step = chat.send(question)
+        assert step.replies == [text(lang, "waiting_question")]
+    assert chat.send("ok").replies == []  # an unprompted nudge still keeps to the quiet rule
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+@pytest.mark.parametrize("word", ["cancel", "END", "quit"])
+def test_cancel_in_line_asks_to_leave_the_line_instead_of_opting_out(lang, word):
+    chat = in_line(lang)
+    step = chat.send(word)
+    assert step.replies == [text(lang, "leave_line_confirm")] and not chat.conv.opted_out
+    step = chat.send("no")
+    assert (chat.conv.state, chat.conv.handoff) == ("waiting", "waiting")
+    chat.send(word)
+    step = chat.send("yes" if lang == "en" else "sí")
+    assert chat.conv.state == "menu"  # bot.engine takes them out of the queue (tests/bot/test_in_line.py)
+    assert step.replies[0] == text(lang, "left_line") and step.effect("leave_queue") is not None
+
+
+def test_stop_in_line_still_opts_out():
+    chat = in_line("en")
+    chat.send("STOP")
+    assert chat.conv.opted_out
+
+
+@pytest.mark.parametrize("written, lang, age", [
+    ("fifteen", "en", 15), ("I'm fifteen", "en", 15), ("twenty-one", "en", 21), ("twenty one", "en", 21),
+    ("quince", "es", 15), ("tengo quince años", "es", 15), ("dieciséis", "es", 16), ("treinta y dos", "es", 32),
+    ("veintidós", "es", 22), ("diez y seis", "es", 16),
+])
+def test_an_age_written_in_words_is_read(written, lang, age):
+    assert number_in(written, lang) == age
+    chat = Chat()
+    reach(chat, "runaway_age", lang)
+    chat.send(written)
+    assert chat.conv.slots["age"] == age and chat.conv.state == "runaway_place"
+
+
+@pytest.mark.parametrize("words, lang", [("I left once", "en"), ("one of them", "en"), ("no sé", "es")])
+def test_words_that_are_not_an_age_are_not_read_as_one(words, lang):
+    assert number_in(words, lang) is None
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+@pytest.mark.parametrize("state", ["ask_zip", "screen_debt", "runaway_place", "menu", "chat_ended"])
+def test_back_after_a_day_mid_flow_the_safety_question_comes_first(lang, state):
+    chat = Chat()
+    reach(chat, state, lang)
+    chat.now += 2 * 86400
+    step = chat.send("93301" if state == "ask_zip" else "1")
+    assert step.replies == [text(lang, "welcome_back")] and chat.conv.state == "safe_check"
+    chat.send("1")  # safe now
+    assert chat.conv.state == "menu"
+
+
+def test_back_within_the_day_carries_on_where_they_were():
+    chat = Chat()
+    reach(chat, "ask_zip", "en")
+    chat.now += 6 * 3600
+    chat.send("93301")
+    assert chat.conv.state != "safe_check" and chat.conv.slots.get("zip") == "93301"
+
+
+def test_back_after_a_day_in_danger_is_told_911_first():
+    chat = Chat()
+    reach(chat, "screen_debt", "en")
+    chat.now += 3 * 86400
+    step = chat.send("he has a gun")
+    assert step.keys[0] == "emergency"
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_in_line_after_danger_the_menu_still_says_911(lang):
+    chat = Chat()
+    chat.send(WAIT[lang][0])
+    chat.send("he has a gun" if lang == "en" else "tiene una pistola")
+    chat.send("1")  # yes, a counselor
+    assert chat.conv.handoff == "waiting" and chat.conv.risk == "emergency"
+    step = chat.send("0")
+    assert "911" in step.replies[0] and step.replies[-1] == text(lang, "menu")
