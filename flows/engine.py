@@ -133,6 +133,11 @@ class Model:
         age = self.conv.slots.get("age")
         return isinstance(age, int) and age < 18
 
+    def is_youth(self, event=None) -> bool:
+        """Of an age the National Runaway Safeline serves (12 to 21; younger children too, with help)."""
+        age = self.conv.slots.get("age")
+        return not isinstance(age, int) or age <= 21
+
     def has_consent(self, event=None) -> bool:
         return self.conv.consent is True
 

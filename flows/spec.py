@@ -15,7 +15,7 @@ HERE = Path(__file__).parent
 INPUT_KINDS = ("any", "zip", "age", "text")
 EFFECTS = ("request_handoff", "record_tip", "emergency_alert", "leave_queue")
 # Conditions a conditional `to` may name; each is a method of flows.engine.Model.
-CONDITIONS = ("screen_strong", "is_minor", "has_consent")
+CONDITIONS = ("screen_strong", "is_minor", "is_youth", "has_consent")
 # Intents the engine decides without the model: the language head says other_language.
 INTENTS_WITHOUT_MODEL = ("other_language",)
 NUMBER_WORDS = {

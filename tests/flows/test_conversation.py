@@ -72,6 +72,8 @@ def _moves(state_name: str) -> list[list[str]]:
     moves = [[str(i)] for i in range(1, len(state.options) + 1)]
     if state.input:
         moves.append(SAMPLE_INPUT[state.input])
+    if state.input == "age":
+        moves.append(["25"])  # past the Runaway Safeline's ages: the adult runaway states
     return moves + [list(d) for d in DETOURS]
 
 
@@ -82,6 +84,7 @@ def routes() -> dict[str, list[str]]:
     start.send(FIRST["en"])
     found = {FLOW.initial: [], start.conv.state: [FIRST["en"]]}
     todo = deque([(start.conv, [FIRST["en"]])])
+    seen = set()
     while todo:
         conv, path = todo.popleft()
         for move in _moves(conv.state):
@@ -89,10 +92,13 @@ def routes() -> dict[str, list[str]]:
             chat.conv = Conversation.from_doc(copy.deepcopy(conv.to_doc()))
             for text in move:
                 chat.send(text)
-            if chat.conv.state not in found:
-                found[chat.conv.state] = path + move
-                if not chat.conv.handoff or FLOW.states[chat.conv.state].handoff:
-                    todo.append((chat.conv, path + move))
+            found.setdefault(chat.conv.state, path + move)
+            # A state is explored again past the Runaway Safeline's ages (the flow branches on them).
+            age = chat.conv.slots.get("age")
+            key = (chat.conv.state, isinstance(age, int) and age > 21)
+            if key not in seen and (not chat.conv.handoff or FLOW.states[chat.conv.state].handoff):
+                seen.add(key)
+                todo.append((chat.conv, path + move))
     return found
 
 

@@ -124,3 +124,20 @@ def test_in_line_after_danger_the_menu_still_says_911(lang):
     assert chat.conv.handoff == "waiting" and chat.conv.risk == "emergency"
     step = chat.send("0")
     assert "911" in step.replies[0] and step.replies[-1] == text(lang, "menu")
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+@pytest.mark.parametrize("age, answer, youth", [("16", "1", True), ("21", "2", True), ("25", "1", False),
+                                                ("25", "2", False)])
+def test_the_runaway_safeline_is_offered_to_the_ages_it_serves(lang, age, answer, youth):
+    chat = Chat()
+    reach(chat, "runaway_age", lang)
+    chat.send(age)
+    step = chat.send(answer)
+    said = " ".join(step.replies)
+    assert ("1-800-786-2929" in said) is youth  # a 25-year-old is not sent to a line for ages 12 to 21
+    assert youth or "1-888-373-7888" in said  # the 24/7 line that is for them
+    if answer == "2":  # no safe place: a counselor or shelters, whatever the age
+        assert chat.conv.slots["priority_floor"] == "high"
+        chat.send("2")
+        assert chat.conv.state == "ask_zip"

@@ -76,7 +76,7 @@ def ran_away(lang: str, age: str) -> Chat:
     chat = Chat()
     for text in (HELLO[lang], "1", "3", age, "2"):
         chat.send(text)
-    assert chat.conv.state == "runaway_unsafe" and chat.conv.slots["age"] == int(age)
+    assert chat.conv.state.startswith("runaway_unsafe") and chat.conv.slots["age"] == int(age)  # _adult past 21
     return chat
 
 

@@ -133,6 +133,8 @@ def _moves(conv: Conversation, texts: dict) -> list[list[Move]]:
         moves.append([texts["text"], *sorted(state.until)[:1]])
     elif state.input:
         moves.append([texts[state.input]])
+    if state.input == "age":
+        moves.append(["25"])  # past the Runaway Safeline's ages: the adult runaway states
     moves.append([texts["miss"], texts["miss"]])
     moves += [[texts[intent]] for intent in DETOUR_INTENTS]
     return moves
