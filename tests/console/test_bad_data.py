@@ -32,3 +32,4 @@ def test_every_page_that_shows_a_conversation_survives_malformed_entries(staff):
     page = sam.get(f"/console/c/{cid}").get_data(as_text=True)
     assert "help  me" in page and "still here" in page  # what can be shown is shown
     assert client.get(f"/chat/api/replies?token={token}").status_code == 200  # and the visitor's page too
+

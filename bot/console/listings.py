@@ -1,0 +1,25 @@
+"""The resource listings as counsellors see them: what the bot sends, and how recently each was verified.
+
+Counsellors pass these on by hand too; a listing past its review date (flows/resources.yaml,
+`verified_on` + 180 days) is marked so, and the bot adds the national hotline to any reply that uses one.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from flask import render_template
+
+from ..extensions import get_helpline
+from . import bp
+from .auth import login_required
+
+
+@bp.get("/resources")
+@login_required
+def listings():
+    today = date.today()
+    rows = [{"resource": r, "due": r.review_due(), "past": r.past_review(today)}
+            for r in get_helpline().flows.resources]
+    rows.sort(key=lambda row: (not row["past"], row["resource"].name.lower()))
+    return render_template("console/resources.html", rows=rows, today=today,
+                           past=sum(row["past"] for row in rows))
