@@ -269,8 +269,11 @@ def choices(conv: Conversation | None) -> list[dict]:
     Labels are catalog texts `chat_choice_<option label>`; nothing here names a state or an answer.
     """
     engine = _engine()
-    if conv is None or conv.handoff:
-        return []
+    if conv is None or conv.handoff == "active" or conv.slots.get("_confirm_delete"):
+        return []  # a counsellor is talking; or "erase all?" asks for a typed YES, not a button
+    state = engine.flow.states.get(conv.state)
+    if conv.handoff and (state is None or state.handoff):
+        return []  # in line: nothing to choose until they ask for the menu
     lang = conv.lang
 
     def label(name: str) -> str:
@@ -280,7 +283,6 @@ def choices(conv: Conversation | None) -> list[dict]:
     if meanings:  # "Did you mean: 1 …, 2 …? Or 3 a person": the same three as buttons
         texts = [engine.meaning(lang, m) for m in meanings] + [label("counsellor")]
         return [{"send": str(n), "label": text[:1].upper() + text[1:]} for n, text in enumerate(texts, start=1)]
-    state = engine.flow.states.get(conv.state)
     if state is None or not state.options:
         return []
 

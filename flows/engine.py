@@ -196,7 +196,9 @@ class FlowEngine:
 
         carrier = conv.channel in CARRIER_CHANNELS
         in_line = conv.handoff == "waiting" and self.flow.states[conv.state].handoff
-        if carrier and word in STOP_WORDS and not (in_line and word in LEAVE_LINE_WORDS):
+        # In line (waiting, or using the menu meanwhile) "cancel" asks about the line, not an opt-out.
+        leaving = conv.handoff == "waiting" and word in LEAVE_LINE_WORDS and bool(self.flow.leave_line)
+        if carrier and word in STOP_WORDS and not leaving:
             conv.opted_out = True
             self._say(step, conv, "stopped")
             step.effects.append(Effect("opt_out"))
@@ -231,7 +233,9 @@ class FlowEngine:
         if raised and conv.handoff == "waiting":
             step.effects.append(Effect("request_handoff", {"reason": "triage"}))
 
-        if confirming:
+        if confirming and intent == "not_safe_now":
+            pass  # "he is next to me" instead of an answer: nothing erased, the discreet line below
+        elif confirming:
             if word in CONFIRM_WORDS:
                 self._say(step, conv, "erased")
                 step.effects.append(Effect("erase"))
@@ -250,8 +254,11 @@ class FlowEngine:
             if word in ACKNOWLEDGEMENTS or intent == "thanks_bye" or not any(ch.isalnum() for ch in word):
                 return step  # "ok", "👍" after "he is next to me": nothing that lights up the phone
             del conv.slots["quiet"]
+        if leaving and not in_line:
+            self._fire_to(step, conv, self.flow.leave_line)
+            return step
         if conv.handoff == "active" or in_line:
-            return self._in_handoff(step, conv, word, intent, reading)
+            return self._in_handoff(step, conv, word, intent, reading, asked=asks(text, word))
         if away >= RETURN_AFTER and conv.state not in self._asks_safety:
             # Back after a day or more in the middle of something: things may have changed; the
             # safety question again before anything else.
@@ -347,7 +354,8 @@ class FlowEngine:
             return "not_safe_now"  # "…but i can't talk now": safety first, the rest can wait
         return reading.intent if reading.confidence >= CONFIDENT else ""
 
-    def _in_handoff(self, step: Step, conv: Conversation, word: str, intent: str, reading: Reading) -> Step:
+    def _in_handoff(self, step: Step, conv: Conversation, word: str, intent: str, reading: Reading,
+                    asked: bool = False) -> Step:
         """In line or with a counsellor: the counsellor answers; the bot answers only what cannot wait."""
         # HELP and a language switch are answered even in line or with a counsellor.
         command = self._command(word)
@@ -385,7 +393,7 @@ class FlowEngine:
             return step
         if step.replies:
             return step
-        if "?" in word or word.startswith(QUESTION_STARTS):
+        if asked:
             conv.reassured_at = conv.updated_at  # it says they are in line: the quiet minutes start again
             self._say(step, conv, "waiting_question")  # a question is always answered
             return step
@@ -712,6 +720,11 @@ def clean(text: str) -> str:
     """What we keep of a message: no NUL or control characters, at most 1600 characters."""
     text = "".join(ch for ch in (text or "") if ch in "\n\t" or unicodedata.category(ch) != "Cc")
     return text.strip()[:MAX_TEXT]
+
+
+def asks(text: str, word: str) -> bool:
+    """Is this message a question ("hello?", "¿cuánto falta", "when will someone answer")?"""
+    return "?" in text or "¿" in text or word.startswith(QUESTION_STARTS)
 
 
 def model_hears_danger(reading: Reading, denied: bool) -> bool:

@@ -141,3 +141,44 @@ def test_the_runaway_safeline_is_offered_to_the_ages_it_serves(lang, age, answer
         assert chat.conv.slots["priority_floor"] == "high"
         chat.send("2")
         assert chat.conv.state == "ask_zip"
+
+
+@pytest.mark.parametrize("lang, cancel", [("en", "cancel"), ("es", "cancelar")])
+def test_cancel_after_using_the_menu_in_line_still_asks_about_the_line(lang, cancel):
+    chat = in_line(lang)
+    chat.send("0")
+    step = chat.send(cancel)
+    assert step.replies == [text(lang, "leave_line_confirm")] and not chat.conv.opted_out
+    chat.send("1")  # the prompt names YES for leaving: "1" keeps the place
+    assert chat.conv.state == "waiting" and chat.conv.handoff == "waiting"
+
+
+@pytest.mark.parametrize("question", ["hello?", "anyone there?", "¿hola?"])
+def test_a_question_mark_makes_it_a_question_even_right_after_a_reassurance(question):
+    chat = in_line("en")
+    chat.send("hi")  # reassured just now
+    assert chat.send(question).keys == ["waiting_question"]
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_after_saying_it_is_not_safe_an_ok_lights_up_nothing(lang):
+    chat = Chat()
+    chat.send(WAIT[lang][0])
+    chat.send("2")  # not safe to text
+    for ack in ("ok", "👍", "thanks" if lang == "en" else "gracias"):
+        assert chat.send(ack).replies == []
+    assert chat.send("hola" if lang == "es" else "hi").replies  # something more starts again
+
+
+def test_he_is_here_during_a_delete_confirmation_gets_the_discreet_line_and_erases_nothing():
+    chat = Chat()
+    for message in ("hi", "1", "delete"):
+        chat.send(message)
+    step = chat.send("he is next to me")
+    assert "not_safe_now" in step.keys and step.effect("erase") is None and chat.conv.slots.get("quiet")
+
+
+@pytest.mark.parametrize("written, age", [("dies y seis", 16), ("veinte y cinco", 25), ("quinse", 15),
+                                          ("tengo catorse", 14), ("diesiseis", 16)])
+def test_spanish_ages_as_often_typed(written, age):
+    assert number_in(written, "es") == age

@@ -22,7 +22,7 @@ from bot.console import accounts, handoff
 from bot.engine import Inbound, valid_text
 from flows.catalog import LANGUAGES
 from flows.conversation import Conversation
-from flows.engine import (ACKNOWLEDGEMENTS, CARRIER_CHANNELS, LEAVE_LINE_WORDS, MAX_TEXT, QUESTION_STARTS, REASSURE_EVERY,
+from flows.engine import (ACKNOWLEDGEMENTS, CARRIER_CHANNELS, LEAVE_LINE_WORDS, MAX_TEXT, REASSURE_EVERY, asks,
                           clean)
 from flows.spec import normalize
 from tests.conftest import Texter, sign
@@ -86,7 +86,7 @@ def may_stay_silent(channel: str, before: Conversation | None, level: str | None
         return True
     if before.handoff == "active":
         return True
-    if "?" in word or word.startswith(QUESTION_STARTS) or word in LEAVE_LINE_WORDS:
+    if asks(text, word) or (before.handoff == "waiting" and word in LEAVE_LINE_WORDS):
         return False
     return (before.handoff == "waiting" and FLOW.states[before.state].handoff and before.risk != "emergency"
             and now - before.reassured_at < REASSURE_EVERY)
