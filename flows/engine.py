@@ -77,7 +77,8 @@ ENGLISH_HINTS = frozenset(
 )
 # Catalog keys the engine itself says; `flows check` makes sure every language has them.
 ENGINE_KEYS = (
-    "stopped", "restarted", "confirm_delete", "erased", "not_erased", "not_understood",
+    "stopped", "restarted", "confirm_delete", "erased", "not_erased", "still_in_line", "waiting_question",
+    "welcome_back",
     "emergency", "emergency_self_harm", "waiting_reassure",
     "resources_none", "language_set", "text_more", "not_safe_now", "clarify", "emergency_followup",
     "emergency_waiting", "danger_check",
@@ -550,9 +551,7 @@ class FlowEngine:
             step.keys.append("clarify")
             step.replies.append(self._render(conv, "clarify", {"first": first, "second": second}))
             return step
-        if not any(ch.isalnum() for ch in word) and conv.risk == "normal":
-            # Empty, or nothing we can read: say so plainly (never to someone who wrote of abuse or danger).
-            self._say(step, conv, "not_understood")
+        # Nothing to read ("???", "🙏"): the question again, never "Sorry, I did not understand".
         self._ask_again(step, conv)
         return step
 
