@@ -15,7 +15,7 @@ REASONS = {"counsellor": "asked for a counselor", "triage": "triage raised the r
 SCREENING = {
     "not_free": "not free to leave", "id_held": "ID or papers held", "debt": "growing debt",
     "job_changed": "job not as promised", "sex_trade": "made to trade sex", "minor": "minor exploited",
-    "threats": "threats",
+    "threats": "threats", "under_18": "under 18",
 }
 
 

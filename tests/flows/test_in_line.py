@@ -182,3 +182,15 @@ def test_he_is_here_during_a_delete_confirmation_gets_the_discreet_line_and_eras
                                           ("tengo catorse", 14), ("diesiseis", 16)])
 def test_spanish_ages_as_often_typed(written, age):
     assert number_in(written, "es") == age
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_the_screening_asks_one_thing_at_a_time_about_a_minor(lang):
+    chat = Chat()
+    reach(chat, "screen_minor", lang)
+    assert chat.send("2").keys == ["screen_q_threats"]  # not under 18: the next question, nothing about sex
+    chat = Chat()
+    reach(chat, "screen_minor", lang)
+    assert chat.send("1").keys == ["screen_q_minor_asked"]
+    chat.send("1")
+    assert chat.conv.slots["screen_strong_minor"] is True and chat.conv.slots["priority_floor"] == "high"
