@@ -263,6 +263,8 @@ class FlowEngine:
         if away >= RETURN_AFTER and conv.state not in self._asks_safety:
             # Back after a day or more in the middle of something: things may have changed; the
             # safety question again before anything else.
+            if self.flow.states[conv.state].say:  # a question to come back to (not "write anything")
+                conv.slots["_back_to"] = conv.state
             conv.state, conv.misses = self._safety_state, 0
             self._say(step, conv, "welcome_back")
             return step
@@ -634,13 +636,20 @@ class FlowEngine:
             finally:
                 conv.state = model.state
                 model.conv = model.step = None
-        if conv.state == self.flow.resume and "_resume" in conv.slots:
+        if conv.state == self.flow.resume and "_back_to" in conv.slots:
+            # Safe again after a day away: back to the question they were on, instead of the menu.
+            back = self.flow.states.get(conv.slots.pop("_back_to"))
+            if back is not None:
+                conv.state = back.name
+                if back.say:
+                    self._say(step, conv, back.say)
+        elif conv.state == self.flow.resume and "_resume" in conv.slots:
             # Safe to talk now: what their first message asked for, instead of the menu (_enter kept quiet).
             self._act(step, conv, self.flow.states[conv.state], conv.slots.pop("_resume"), "")
 
     def _enter(self, model: Model, state: State) -> None:
         conv, step = model.conv, model.step
-        if state.say and not (state.name == self.flow.resume and "_resume" in conv.slots):
+        if state.say and not (state.name == self.flow.resume and ("_resume" in conv.slots or "_back_to" in conv.slots)):
             self._say(step, conv, state.say)
         step.effects.extend(_effects(state.effects))
         if state.handoff and conv.handoff is None:
