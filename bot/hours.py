@@ -19,6 +19,7 @@ from .errors import ConfigurationError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ONLINE = "counsellors:online"  # names of counsellors taking conversations (kept by the console)
+SEEN = "counsellors:seen"  # name -> when that counsellor last did something (bot.console.accounts)
 _PART = re.compile(r"^(?P<days>[A-Za-z,\- ]+?)\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})$")
 DAY_MINUTES = 24 * 60
 
@@ -99,11 +100,13 @@ class Staffing:
     redis: redis.Redis
     hours: Hours
     minutes_per_conversation: int
+    # A counsellor idle this long is not counted, even before the console drops them from ONLINE.
+    idle_seconds: float = 20 * 60
 
     @classmethod
     def from_config(cls, client: redis.Redis, cfg) -> "Staffing":
         return cls(client, Hours.parse(cfg.get("HELPLINE_HOURS", ""), cfg["HELPLINE_TIMEZONE"]),
-                   int(cfg["HELPLINE_MINUTES_PER_CONVERSATION"]))
+                   int(cfg["HELPLINE_MINUTES_PER_CONVERSATION"]), int(cfg["CONSOLE_IDLE_MINUTES"]) * 60)
 
     def announce(self, say, priority: str, since: float, now: float) -> str:
         """The wait (`queue_wait`); in open hours with nobody signed in, that plainly, the 24/7 lines
@@ -114,8 +117,11 @@ class Staffing:
         # One round trip, and only on the message that puts a conversation in the queue.
         pipe = self.redis.pipeline(transaction=False)
         pipe.zcount(waiting.KEY, "-inf", f"({waiting.score(priority, since)}")
-        pipe.scard(ONLINE)
-        ahead, online = pipe.execute()
+        pipe.smembers(ONLINE)
+        pipe.zrangebyscore(SEEN, now - self.idle_seconds, "+inf")
+        ahead, names, active = pipe.execute()
+        # Signed in and active lately: a name left behind by a closed laptop is no one to wait for.
+        online = len(set(names) & set(active))
         moment = datetime.fromtimestamp(now, self.hours.zone)
         if not self.hours.is_open(moment):
             return say("after_hours", back=back_text(say, moment, self.hours.next_opening(moment)))

@@ -13,10 +13,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 
 from ..errors import ConfigurationError
+# ONLINE: the names taking conversations; SEEN: name -> when each last did something (to drop the
+# idle ones). Named in bot.hours, whose wait estimate reads both.
+from ..hours import ONLINE, SEEN
 
 NAMES = "counsellors"  # a set of every account name
-ONLINE = "counsellors:online"  # a set of names taking conversations; the wait estimate reads it
-SEEN = "counsellors:seen"  # name -> when that counsellor last did something, to drop the idle ones
 MIN_PASSWORD = 12
 MIN_STRENGTH = 3  # of zxcvbn's 0-4
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")

@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.errors import ConfigurationError
-from bot.hours import ONLINE, Hours
+from bot.console import accounts
+from bot.hours import SEEN, Hours
 from tests.flows.test_conversation import text
 
 KERN = ZoneInfo("America/Los_Angeles")
@@ -83,7 +84,8 @@ def queue_up(make_texter, first: str = "hi", sid: str | None = None) -> tuple[st
 ])
 def test_a_queued_texter_hears_the_wait_in_their_language(redis_client, make_texter, first, expected):
     # Default settings: always staffed, 15 minutes per conversation.
-    redis_client.sadd(ONLINE, "ana", "ben")
+    for name in ("ana", "ben"):
+        accounts.set_online(redis_client, name, True)
     queue_up(make_texter)  # one texter already in line
 
     reply, _ = queue_up(make_texter, first)
@@ -101,7 +103,7 @@ def test_a_queued_texter_hears_the_wait_in_their_language(redis_client, make_tex
 ])
 def test_out_of_hours_a_texter_hears_when_counsellors_are_back_and_stays_in_line(
         week_hours, redis_client, app, make_texter, first, day, hour, expected):
-    redis_client.sadd(ONLINE, "ana")  # someone forgot to sign out: the hours still decide
+    accounts.set_online(redis_client, "ana", True)  # someone forgot to sign out: the hours still decide
     app.extensions["helpline"].clock = lambda: local(day, hour).timestamp()
 
     reply, texter = queue_up(make_texter, first)
@@ -126,9 +128,18 @@ def test_in_open_hours_with_nobody_signed_in_the_texter_is_told_so_plainly(make_
 
 
 def test_a_repeated_webhook_gets_the_same_wait(redis_client, make_texter):
-    redis_client.sadd(ONLINE, "ana")
+    accounts.set_online(redis_client, "ana", True)
 
     first, texter = queue_up(make_texter, sid="SM" + "7" * 32)
     again = texter.send("1", sid="SM" + "7" * 32)
 
     assert again == first and "15 minutes" in first
+
+
+def test_a_counsellor_signed_in_but_idle_for_long_is_not_waited_for(redis_client, make_texter):
+    accounts.set_online(redis_client, "ana", True)
+    redis_client.zadd(SEEN, {"ana": 1.0})  # her laptop closed long ago; the console has not dropped her yet
+
+    reply, _ = queue_up(make_texter)
+
+    assert "No counselor is free right now" in reply
