@@ -51,6 +51,7 @@ from bot.sms import static_safety_reply, twiml
 from bot.store import dedupe_key
 from tests.conftest import AUTH_TOKEN, replies_of, sign
 from tests.ops.processes import BIN, ROOT, free_port, wait_for_port
+from tests.privacy.redis_faults import _close  # the same socket proxy's way of closing
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/net/tcp"),
                                 reason="finds which process holds a connection in Linux's /proc")
@@ -273,15 +274,6 @@ class TrapProxy:
         except OSError:
             pass
         _close(client, upstream)
-
-
-def _close(*socks) -> None:
-    for s in socks:
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        s.close()
 
 
 # -- the help line's processes ------------------------------------------------------------
