@@ -40,17 +40,3 @@ def allow(client: redis.Redis, bucket: str, key: str, limit: int, window: int) -
     pipe.expire(name, window + 1)
     count, _ = pipe.execute()
     return int(count) <= limit
-
-
-def reached(client: redis.Redis, bucket: str, key: str, limit: int, window: int) -> bool:
-    """Has `key` already had `limit` hits in the current window? (Counts nothing.)"""
-    return int(client.get(counter_name(bucket, key, window)) or 0) >= limit
-
-
-def hit(client: redis.Redis, bucket: str, key: str, window: int) -> None:
-    """Count one hit for `key` in `bucket` (a failure, where only failures count)."""
-    name = counter_name(bucket, key, window)
-    pipe = client.pipeline(transaction=False)
-    pipe.incr(name)
-    pipe.expire(name, window + 1)
-    pipe.execute()
