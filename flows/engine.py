@@ -62,6 +62,8 @@ START_WORDS = frozenset({"start", "unstop"})
 DELETE_WORDS = frozenset({"delete", "borrar", "erase", "borra"})
 # Only what the prompt names erases (YES / SÍ, or the delete word again): "1" or "ok" keeps everything.
 CONFIRM_WORDS = frozenset({"yes", "si", "sí"}) | DELETE_WORDS
+# Command words only a Spanish reader writes: the answer comes in Spanish, whatever the conversation was in.
+SPANISH_COMMANDS = frozenset({"ayuda", "información", "informacion"})
 # A first message in Spanish gets Spanish straight away.
 SPANISH_HINTS = frozenset(
     "hola buenas buenos buen dias días tardes noches necesito ayuda ayudame ayúdame quiero tengo estoy "
@@ -363,7 +365,7 @@ class FlowEngine:
         # HELP and a language switch are answered even in line or with a counsellor.
         command = self._command(word)
         if command is not None and not command.to:
-            return self._global(step, conv, command)
+            return self._global(step, conv, command, word)
         if intent == "not_safe_now":
             self._say(step, conv, "not_safe_now")  # and the counsellor sees "quiet": nothing is sent
             return step
@@ -408,7 +410,9 @@ class FlowEngine:
     def _command(self, word: str):
         return next((g for g in self.flow.globals if word in g.words), None)
 
-    def _global(self, step: Step, conv: Conversation, g) -> Step:
+    def _global(self, step: Step, conv: Conversation, g, word: str = "") -> Step:
+        if word in SPANISH_COMMANDS:
+            conv.lang = "es"  # "ayuda" in an English conversation: they read Spanish
         if g.id in ("english", "spanish"):
             conv.lang = "es" if g.id == "spanish" else "en"
             self._say(step, conv, "language_set")
@@ -445,7 +449,7 @@ class FlowEngine:
         if state.name != self.flow.initial:
             command = self._command(word)
             if command is not None:
-                return self._global(step, conv, command)
+                return self._global(step, conv, command, word)
         if state.input in ("zip", "age"):
             accepted = self._take_input(state, conv, text, word)
             if accepted:

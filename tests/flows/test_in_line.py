@@ -195,3 +195,13 @@ def test_the_screening_asks_one_thing_at_a_time_about_a_minor(lang):
     assert chat.send("1").keys == ["screen_q_minor_asked"]
     chat.send("1")
     assert chat.conv.slots["screen_strong_minor"] is True and chat.conv.slots["priority_floor"] == "high"
+
+
+@pytest.mark.parametrize("word", ["ayuda", "AYUDA", "información"])
+def test_a_spanish_command_in_an_english_conversation_is_answered_in_spanish(word):
+    chat = Chat()
+    for message in ("hi", "1"):
+        chat.send(message)
+    assert chat.conv.lang == "en"
+    step = chat.send(word)
+    assert chat.conv.lang == "es" and step.replies[0] == text("es", "help")
