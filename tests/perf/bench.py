@@ -54,6 +54,14 @@ SCRIPTS = {
 LONG_CYCLE = ["menu", "find help", "food", "93305", "menu", "signs", "menu", "questions",
               "no", "no", "no", "no", "no", "no", "no"]
 
+# The targets, in one place. How each value is measured (a change to any of this is said in the commit):
+# - throughput_ratio: the aggregate requests/s of the help line over the baseline's, each app's total
+#   requests over its total seconds across all rounds (the median of the paired round ratios is printed
+#   beside it, as a check on noise);
+# - p99_ratio: the help line's p99 latency over the baseline's, over every request;
+# - emergency_to_console_s: the slowest of every try, event and view; a try whose event or view never
+#   arrives counts as the timeout (5 s), never as a dropped sample; a refused webhook is a failure too;
+# - queue_listing_ms: the slowest of every run (store read and console view), not the median.
 TARGETS = {
     "throughput_ratio": ("throughput ≥ 0.6× baseline", lambda v: v >= 0.6),
     "p99_ratio": ("p99 ≤ 2× baseline", lambda v: v <= 2.0),
@@ -323,33 +331,39 @@ def long_conversation(port: int, conversations: int = 5, cycles: int = 34) -> di
 
 def emergency_to_console(port: int, client: redis.Redis, vault, session, tries: int = 10) -> dict:
     """From the consenting reply to an emergency until (a) the console's event and (b) its queue view show it."""
-    events_s, view_s = [], []
+    timeout = 5.0
+    events_s, view_s, missed = [], [], {"event": 0, "view": 0, "refused": 0}
     for _ in range(tries):
         person = Texter("emergency", SCRIPTS["emergency"][0])
         conv_id = vault.conversation_id("sms", person.number)
-        post(port, person.requests[0])
+        first, _ = post(port, person.requests[0])
         pubsub = client.pubsub()
         pubsub.subscribe("ev:console")
         pubsub.get_message(timeout=2)  # the subscription is confirmed before the clock starts
         started = time.perf_counter()
-        post(port, person.requests[1])
-        deadline = started + 5
+        consenting, _ = post(port, person.requests[1])
+        refused = (first, consenting) != (200, 200)  # a webhook not answered 200: a failed try, at the timeout
+        missed["refused"] += refused
+        deadline = started + timeout
+        event = view = timeout
         while time.perf_counter() < deadline:
             message = pubsub.get_message(timeout=0.5)
             if message and message["type"] == "message" and json.loads(message["data"]).get("conv") == conv_id \
                     and json.loads(message["data"]).get("kind") == "queued":
-                events_s.append(time.perf_counter() - started)
+                event = time.perf_counter() - started
                 break
         pubsub.close()
-        if session is not None:
-            while time.perf_counter() < deadline:
-                if conv_id in session.get(f"http://127.0.0.1:{port}/console/queue/live", timeout=5).text:
-                    view_s.append(time.perf_counter() - started)
-                    break
-    out = {"event_p50_ms": round(statistics.median(events_s) * 1000, 1), "event_max_ms": round(max(events_s) * 1000, 1)}
-    if view_s:
-        out.update(view_p50_ms=round(statistics.median(view_s) * 1000, 1), view_max_ms=round(max(view_s) * 1000, 1))
-    return out
+        while time.perf_counter() < deadline:
+            if conv_id in session.get(f"http://127.0.0.1:{port}/console/queue/live", timeout=5).text:
+                view = time.perf_counter() - started
+                break
+        missed["event"] += event == timeout
+        missed["view"] += view == timeout
+        events_s.append(timeout if refused else event)
+        view_s.append(timeout if refused else view)
+    return {"tries": tries, "missed": missed,
+            "event_p50_ms": round(statistics.median(events_s) * 1000, 1), "event_max_ms": round(max(events_s) * 1000, 1),
+            "view_p50_ms": round(statistics.median(view_s) * 1000, 1), "view_max_ms": round(max(view_s) * 1000, 1)}
 
 
 def fill_queue(app, n: int) -> None:
@@ -380,16 +394,15 @@ def queue_listing(app, port: int, session, page: int = 50, runs: int = 30) -> di
         rows = waiting.waiting(page)
         store.load_many([cid for cid, _, _ in rows])
         timings.append(time.perf_counter() - started)
-    out = {"depth": waiting.depth(), "page": page, "store_p50_ms": round(statistics.median(timings) * 1000, 2)}
-    if session is not None:
-        view = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            answer = session.get(f"http://127.0.0.1:{port}/console/queue/live", timeout=10)
-            view.append(time.perf_counter() - started)
-            assert answer.status_code == 200
-        out["view_p50_ms"] = round(statistics.median(view) * 1000, 2)
-    return out
+    view = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        answer = session.get(f"http://127.0.0.1:{port}/console/queue/live", timeout=10)
+        view.append(time.perf_counter() - started)
+        assert answer.status_code == 200, answer.status_code
+    return {"depth": waiting.depth(), "page": page, "runs": runs,
+            "store_p50_ms": round(statistics.median(timings) * 1000, 2), "store_max_ms": round(max(timings) * 1000, 2),
+            "view_p50_ms": round(statistics.median(view) * 1000, 2), "view_max_ms": round(max(view) * 1000, 2)}
 
 
 # What a web process pays for the intent layer: the model, rapidfuzz, and one message read (RSS in MB).
@@ -425,7 +438,7 @@ def intent_layer(rounds: int = 5) -> dict:
 
 
 def console_session(app, port: int):
-    """A signed-in supervisor's browser session on the running app, or None when there is no console yet."""
+    """A signed-in supervisor's browser session on the running app; a failed sign-in stops the bench."""
     import requests
 
     from bot.console import accounts
@@ -447,7 +460,9 @@ def console_session(app, port: int):
     token = re.search(r'name="csrf_token" value="([^"]+)"', page)
     answer = carry(session.post(base + "/signin", timeout=5, allow_redirects=False,
                                 data={"name": "bench", "password": password, "csrf_token": token.group(1) if token else ""}))
-    return session if answer.status_code == 302 and session.get(base + "/queue/live", timeout=5).status_code == 200 else None
+    if answer.status_code != 302 or session.get(base + "/queue/live", timeout=5).status_code != 200:
+        raise RuntimeError(f"the bench's supervisor could not sign in to the console (HTTP {answer.status_code})")
+    return session
 
 
 # -- the run ------------------------------------------------------------------------
@@ -545,9 +560,9 @@ def main(argv=None) -> int:
         "p99_ratio": results["helpline"]["p99_ms"] / results["baseline"]["p99_ms"],
         "round_trips_per_message": results["round_trips"]["max"],
         "long_conversation_ratio": results["long_conversation"]["ratio"],
-        "emergency_to_console_s": max(results["emergency_to_console"].get("view_max_ms", 0),
+        "emergency_to_console_s": max(results["emergency_to_console"]["view_max_ms"],
                                       results["emergency_to_console"]["event_max_ms"]) / 1000,
-        "queue_listing_ms": max(results["queue_listing"]["store_p50_ms"], results["queue_listing"].get("view_p50_ms", 0)),
+        "queue_listing_ms": max(results["queue_listing"]["store_max_ms"], results["queue_listing"]["view_max_ms"]),
         "intent_us": results["intent_layer"]["us_per_message"],
         "intent_mb": results["intent_layer"]["rss_mb"],
     }
@@ -586,7 +601,7 @@ def print_table(r: dict) -> None:
     print(f"  Redis memory per conversation: {rd['memory_per_conversation_bytes']} bytes")
     e = r["emergency_to_console"]
     print(f"  emergency → console event: p50 {e['event_p50_ms']} ms, max {e['event_max_ms']} ms"
-          + (f"; → queue view: p50 {e['view_p50_ms']} ms, max {e['view_max_ms']} ms" if "view_p50_ms" in e else ""))
+          f"; → queue view: p50 {e['view_p50_ms']} ms, max {e['view_max_ms']} ms ({e['tries']} tries, missed {e['missed']})")
     lc = r["long_conversation"]
     print(f"  messages {lc['early'][0]}-{lc['early'][1]} of a conversation {lc['5th_ms']} ms, "
           f"messages {lc['late'][0]}-{lc['late'][1]} {lc['500th_ms']} ms ({lc['ratio']}×)")
@@ -594,9 +609,9 @@ def print_table(r: dict) -> None:
     il = r["intent_layer"]
     print(f"  intent layer: {il['us_per_message']} µs CPU per message ({il['messages']} held-out lines), "
           f"{il['rss_mb']} MB per process")
-    print(f"  queue listing at {q['depth']} waiting: store {q['store_p50_ms']} ms"
-          + (f", console view {q['view_p50_ms']} ms" if "view_p50_ms" in q else "")
-          + f"; {q['memory_per_waiting_conversation_bytes']} bytes per waiting conversation\n")
+    print(f"  queue listing at {q['depth']} waiting: store p50 {q['store_p50_ms']} ms (max {q['store_max_ms']}), "
+          f"console view p50 {q['view_p50_ms']} ms (max {q['view_max_ms']}); "
+          f"{q['memory_per_waiting_conversation_bytes']} bytes per waiting conversation\n")
     for name, t in r["targets"].items():
         print(f"  {'PASS' if t['pass'] else 'FAIL'}  {t['target']:<45} {t['value']}")
     print()
