@@ -333,12 +333,7 @@ def _conversation_of(token: str) -> str:
 
 def _total_within(helpline, token: str, cid: str) -> None:
     """A chat takes CHAT_MAX_MESSAGES in all; then the visitor is asked to start a new one."""
-    client, name = get_redis(), _total_key(token)
-    pipe = client.pipeline(transaction=False)
-    pipe.incr(name)
-    pipe.expire(name, helpline.store.ttl)
-    count, _ = pipe.execute()
-    if count > current_app.config["CHAT_MAX_MESSAGES"]:
+    if ratelimit.count(get_redis(), _total_key(token), helpline.store.ttl) > current_app.config["CHAT_MAX_MESSAGES"]:
         conv = helpline.store.load(cid)
         raise ChatError(409, "chat_full", replies=[helpline.flows.say(conv, "chat_full")] if conv else [])
 

@@ -34,9 +34,13 @@ def allow(client: redis.Redis, bucket: str, key: str, limit: int, window: int) -
 
     `key` must already be a hash (Vault.digest) or another non-identifying value.
     """
-    name = counter_name(bucket, key, window)
+    return count(client, counter_name(bucket, key, window), window + 1) <= limit
+
+
+def count(client: redis.Redis, name: str, ttl: int) -> int:
+    """Add one to the counter `name` (kept `ttl` seconds) in one round trip; returns the new count."""
     pipe = client.pipeline(transaction=False)
     pipe.incr(name)
-    pipe.expire(name, window + 1)
-    count, _ = pipe.execute()
-    return int(count) <= limit
+    pipe.expire(name, ttl)
+    counted, _ = pipe.execute()
+    return int(counted)

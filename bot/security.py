@@ -5,6 +5,7 @@ trip: see bot.ratelimit.SenderLimit and bot.sms.)
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import re
@@ -124,10 +125,8 @@ def client_address() -> str:
     if hops and request.headers.get("X-Forwarded-For") and len(route) >= hops:
         address = route[-hops]
     else:
-        if request.headers.get("X-Forwarded-For") and not _told_about_proxies:
-            _told_about_proxies.append(True)
-            log.warning("requests carry X-Forwarded-For but CHAT_PROXY_HOPS is 0: every client may share "
-                        "the proxy's address and its limits; set CHAT_PROXY_HOPS to the proxies in front")
+        if request.headers.get("X-Forwarded-For"):
+            _warn_proxies_unset()
         address = request.remote_addr or "unknown"
     try:
         parsed = ipaddress.ip_address(address.strip())
@@ -140,4 +139,7 @@ def client_address() -> str:
     return str(parsed)
 
 
-_told_about_proxies: list[bool] = []  # the warning above, once a process
+@functools.cache  # once a process
+def _warn_proxies_unset() -> None:
+    log.warning("requests carry X-Forwarded-For but CHAT_PROXY_HOPS is 0: every client may share "
+                "the proxy's address and its limits; set CHAT_PROXY_HOPS to the proxies in front")

@@ -257,8 +257,8 @@ class FlowEngine:
             if word in ACKNOWLEDGEMENTS or intent == "thanks_bye" or not any(ch.isalnum() for ch in word):
                 return step  # "ok", "👍" after "he is next to me": nothing that lights up the phone
             del conv.slots["quiet"]
-        if leaving and not in_line:
-            self._fire_to(step, conv, self.flow.leave_line)
+        if leaving:
+            self._fire_to(step, conv, self.flow.leave_line)  # "leave the line?": not an opt-out
             return step
         if conv.handoff == "active" or in_line:
             return self._in_handoff(step, conv, word, intent, reading, asked=asks(text, word))
@@ -375,9 +375,6 @@ class FlowEngine:
         if conv.handoff == "active":
             return step  # the counsellor answers; the bot is silent
         state = self.flow.states[conv.state]
-        if word in LEAVE_LINE_WORDS and self.flow.leave_line:
-            self._fire_to(step, conv, self.flow.leave_line)  # "leave the line?": not an opt-out
-            return step
         if command is not None or any(intent == i or intent.startswith(i + ".") for i in SERVED_IN_LINE):
             # The menu, resources, the runaway questions while they wait: their place in line is kept
             # (after danger, that line is the one that says 911 again).

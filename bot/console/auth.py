@@ -15,7 +15,7 @@ from functools import wraps
 from flask import (abort, current_app, g, make_response, redirect, render_template, request,
                    url_for)
 
-from .. import audit
+from .. import audit, ratelimit
 from ..extensions import get_redis
 from ..security import client_address
 from . import accounts, bp
@@ -270,12 +270,8 @@ class _Attempt:
         return min(BACKOFF_MAX, 2 ** (self.failures - SIGNIN_FREE_FAILURES + 1))
 
     def _count(self, key: str, ttl: int) -> int:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, ttl)
-        count, _ = pipe.execute()
         self.counted.append(key)
-        return int(count)
+        return ratelimit.count(self.redis, key, ttl)
 
 
 def _device_mark(name: str, device: str) -> str:

@@ -302,13 +302,7 @@ class Web:
         return children(self.master.pid) if self.master is not None else []
 
     def stop(self) -> None:
-        for group in self.groups:
-            try:
-                os.killpg(group, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if self.master is not None:
-            self.master.wait(timeout=10)
+        kill_groups(self.groups, self.master)
 
 
 class RQWorker:
@@ -326,13 +320,18 @@ class RQWorker:
         self.groups.append(self.process.pid)
 
     def stop(self) -> None:
-        for group in self.groups:
-            try:
-                os.killpg(group, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if self.process is not None:
-            self.process.wait(timeout=10)
+        kill_groups(self.groups, self.process)
+
+
+def kill_groups(groups: list[int], leader: subprocess.Popen | None) -> None:
+    """SIGKILL every process group started (a dead machine, not a graceful stop), then reap the leader."""
+    for group in groups:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if leader is not None:
+        leader.wait(timeout=10)
 
 
 def process_env(config: dict, redis_url: str) -> dict:
