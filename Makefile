@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test fuzz bench clean
+.PHONY: install run test fuzz bench mutate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ fuzz: install
 
 bench: install
 	$(PY) -m tests.perf.bench
+
+# Mutation testing of the safety-critical modules (issue 18), scoped to the fast tests that cover each; not in `make test`.
+mutate: install
+	$(PY) -m pip install --quiet -e '.[test,mutate]'
+	$(PY) -m tests.mutation
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
