@@ -130,6 +130,23 @@ class Session:
     count: int = 0  # the sender's hits in the current rate-limit window, when begin() was asked to count
 
 
+class _Held:
+    """A connection held by one thread, given back to its pool when the thread ends.
+
+    Python drops a thread's `threading.local` values when the thread exits, so a server that
+    starts a thread per request (or a test harness) does not leave one open socket per dead thread
+    until Redis's maxclients or the process's file descriptors run out."""
+
+    __slots__ = ("pool", "conn", "generation")
+
+    def __init__(self, pool):
+        self.pool, self.conn, self.generation = pool, pool.get_connection(), _generation[0]
+
+    def __del__(self):
+        if self.generation == _generation[0]:  # a forked child never hands back its parent's socket
+            self.pool.release(self.conn)
+
+
 class ConversationStore:
     """Loads and saves conversations; every save writes its transcript and effects at once."""
 
@@ -168,13 +185,12 @@ class ConversationStore:
             raise
 
     def _connection(self):
-        """This thread's connection, taken from the shared pool once and kept (a new one in a
-        forked process: a socket must never be shared with the parent)."""
-        local = self._local
-        if getattr(local, "generation", None) != _generation[0]:
-            local.conn = self.redis.connection_pool.get_connection()
-            local.generation = _generation[0]
-        return local.conn
+        """This thread's connection, taken from the shared pool once and kept until the thread ends
+        (a new one in a forked process: a socket must never be shared with the parent)."""
+        held = getattr(self._local, "held", None)
+        if held is None or held.generation != _generation[0]:
+            held = self._local.held = _Held(self.redis.connection_pool)
+        return held.conn
 
     # -- the hot path: one round trip to lock and load, one to save and unlock ----
 
