@@ -143,7 +143,8 @@ class _Held:
         self.pool, self.conn, self.generation = pool, pool.get_connection(), _generation[0]
 
     def __del__(self):
-        if self.generation == _generation[0]:  # a forked child never hands back its parent's socket
+        # Not when get_connection() failed (no connection), nor in a forked child for its parent's socket.
+        if getattr(self, "generation", None) == _generation[0]:
             self.pool.release(self.conn)
 
 
