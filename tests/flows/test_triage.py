@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.extensions import flow_engine
+from flows.conversation import Conversation
 from flows.triage import LEVELS, Assessment, Triage, TriageLexiconError
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -26,9 +28,9 @@ def _rows(name):
         return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
-# triage_holdout*.tsv were written before the lexicon was tuned on them (their
-# untuned figures are in the commits that added them); a lexicon change that
-# only helps dev/extra shows up here.
+# The development sets (tests/data/README.md): every one, the holdouts included, has
+# been tuned on, so these thresholds guard against a change that breaks what was
+# reached, not how the lexicon reads new wording. That is triage_frozen.tsv's job.
 @pytest.mark.parametrize("name", ["triage_dev.tsv", "triage_extra.tsv",
                                   "triage_holdout.tsv", "triage_holdout2.tsv",
                                   "triage_holdout3.tsv", "triage_holdout4.tsv",
@@ -46,6 +48,38 @@ def test_figures(triage, name):
     assert emergency >= 0.95
     assert high >= 0.85
     assert normal_fp <= 0.05
+
+
+def test_frozen_figures(triage):
+    """The frozen set, never tuned on (tests/data/README.md): floors at its first measurement
+    (emergency 30/45, high+ 33/55, normal -> emergency 0/60). Below them a change lost ground on
+    wording nobody tuned for; above them, raise nothing: the figures quoted are the first ones."""
+    rows = _rows("triage_frozen.tsv")
+    by = {lv: [(triage.assess(r["text"]).level, r["text"]) for r in rows if r["level"] == lv] for lv in LEVELS}
+    missed = [text for got, text in by["emergency"] if got != "emergency"]
+    assert len(by["emergency"]) - len(missed) >= 30, missed
+    assert sum(got in ("high", "emergency") for got, _ in by["high"]) >= 33
+    assert not [text for got, text in by["normal"] if got == "emergency"]
+
+
+def test_frozen_emergencies_told_911_by_the_whole_engine():
+    """The same set as a texter at the menu meets it (lexicon and intent model together): first
+    measurement 40/45 told 911 at once, 37/45 alerting the counsellors."""
+    engine = flow_engine("Kern Support Line")
+    not_told, alerted = [], 0
+    for r in _rows("triage_frozen.tsv"):
+        if r["level"] != "emergency":
+            continue
+        conv = Conversation(id="f", channel="sms", address="+16615550100")
+        for i, first in enumerate(("hola" if r["lang"] == "es" else "hi", "1")):
+            engine.step(conv, first, i)
+            conv.new = False
+        step = engine.step(conv, r["text"], 10)
+        if "911" not in step.text:
+            not_told.append(r["text"])
+        alerted += step.effect("emergency_alert") is not None
+    assert len(not_told) <= 5, not_told
+    assert alerted >= 37
 
 
 @pytest.mark.parametrize("name,size", [("triage_extra.tsv", 80), ("triage_holdout.tsv", 140),
