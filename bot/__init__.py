@@ -32,12 +32,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     metrics.init_app(app)
     events.init_app(app)
 
-    from . import chat, console, dashboard, health, sms  # noqa: F401 (dashboard adds its views to console.bp)
+    from . import chat, console, dashboard, front_door, health, sms  # noqa: F401 (dashboard adds its views to console.bp)
 
     app.register_blueprint(sms.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(console.bp)
+    app.register_blueprint(front_door.bp)
     _register_error_pages(app)
     return app
 

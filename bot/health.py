@@ -19,6 +19,12 @@ def healthz():
 
     Cheap: three round trips (the worker set, every worker's heartbeat in one pipeline, INFO memory).
     """
+    answer, status = check()
+    return jsonify(answer), status
+
+
+def check() -> tuple[dict, int]:
+    """What /healthz answers, and its HTTP status (also shown on the front door)."""
     client = get_redis()
     try:
         keys = client.smembers(REDIS_WORKER_KEYS)
@@ -28,19 +34,19 @@ def healthz():
         beats = pipe.execute()
         memory = client.info("memory")
     except redis.RedisError:
-        return jsonify(status="unavailable", redis=False, reason="Redis does not answer"), 503
+        return {"status": "unavailable", "redis": False, "reason": "Redis does not answer"}, 503
     ages = [_age(raw) for raw in beats if raw]
     youngest = min(ages, default=None)
     limit = current_app.config["WORKER_HEARTBEAT_MAX_AGE"]
     if youngest is None or youngest > limit:
         reason = "no RQ worker is running" if youngest is None else f"no RQ worker heartbeat for {youngest:.0f}s"
-        return jsonify(status="unavailable", redis=True, workers=0, reason=reason), 503
+        return {"status": "unavailable", "redis": True, "workers": 0, "reason": reason}, 503
     answer = {"status": "ok", "redis": True, "workers": sum(a <= limit for a in ages),
               "heartbeat_age": round(youngest, 1)}
     warnings = memory_warnings(memory)
     if warnings:
         answer["warnings"] = warnings
-    return jsonify(answer)
+    return answer, 200
 
 
 def memory_warnings(info: dict) -> list[str]:

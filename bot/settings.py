@@ -17,6 +17,9 @@ DEFAULTS: dict[str, object] = {
     "WORKER_HEARTBEAT_MAX_AGE": 120,
     # Log level of the JSON logs (one object per line on stderr).
     "LOG_LEVEL": "INFO",
+    # What / shows. Empty: a status page for the operator in development, a 404 in production
+    # (it says what runs, so the public should not see it); "off": a 404; an http(s) URL: a redirect there.
+    "FRONT_DOOR": "",
     # Live streams (the console's and the chat's server-sent events) one web process holds at once.
     # Each holds a thread for up to a minute, so keep it under gunicorn's --threads (8): the other
     # threads answer webhooks. Past it a browser is told to come back in 10 s; the console polls meanwhile.
