@@ -13,6 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
+import redis
 from flask import current_app
 from rq import Callback, Retry
 
@@ -89,6 +90,13 @@ def queue_reply(conv_id: str, text: str, author: str) -> str:
     })
     pipe.expire(key, store.ttl)
     store.append(conv_id, entry("counsellor", text, now, by=author, outbound=outbound_id), pipe=pipe)
+    _enqueue(pipe, conv_id, outbound_id)
+    pipe.execute()
+    return outbound_id
+
+
+def _enqueue(pipe, conv_id: str, outbound_id: str) -> None:
+    """The send job and the console's event, in the caller's transaction."""
     retry_after = [int(s) for s in str(current_app.config["SEND_RETRY_SECONDS"]).split(",") if s.strip()] or [0]
     # Retry covers exceptions and abandoned jobs alike: RQ retries a job whose worker died mid-send.
     get_replies_queue().enqueue_call("workers.sender.send_outbound", args=(outbound_id,), pipeline=pipe,
@@ -96,8 +104,41 @@ def queue_reply(conv_id: str, text: str, author: str) -> str:
                              on_failure=Callback("workers.sender.send_failed"), result_ttl=0,
                              failure_ttl=7 * 86400)
     events.publish(pipe, "reply", conv_id, outbound=outbound_id)
-    pipe.execute()
-    return outbound_id
+
+
+def requeue(record: Outbound, was: str, text: str, also=None) -> bool:
+    """Send a reply again that failed, or that the carrier could not deliver (`was` "sent"): once, however
+    many requests ask at the same moment. False when its status is no longer `was` (another request
+    re-queued it first). Parts Twilio accepted are not sent again, unless the carrier lost them."""
+    key = outbound_key(record.id)
+    with get_redis().pipeline(transaction=True) as pipe:
+        try:
+            pipe.watch(key)
+            if pipe.hget(key, "status") != was.encode():
+                return False
+            pipe.multi()
+            pipe.hset(key, mapping={"status": "queued", "error": "", "started": "", "attempts": 0,
+                                    "body": get_store().vault.seal(text), **({"sids": "[]"} if was == "sent" else {})})
+            pipe.zrem(FAILED, record.id)
+            _enqueue(pipe, record.conv, record.id)
+            if also is not None:
+                also(pipe)
+            pipe.execute()
+        except redis.WatchError:
+            return False
+    return True
+
+
+def missing_settings(channel: str) -> list[str]:
+    """The settings a reply on `channel` still needs before it can go out; empty when it can
+    (web chat and the terminal need none)."""
+    if channel not in TWILIO_CHANNELS:
+        return []
+    cfg = current_app.config
+    missing = [name for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN") if not cfg.get(name)]
+    if not (cfg.get("TWILIO_FROM_NUMBER") or cfg.get("TWILIO_MESSAGING_SERVICE_SID")):
+        missing.append("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
+    return missing
 
 
 def load(outbound_id: str) -> Outbound | None:

@@ -66,7 +66,7 @@ def send_failed(job, connection, exc_type, exc_value, traceback) -> None:
 def _send_by_twilio(record: outbound.Outbound, conv: Conversation) -> None:
     cfg = current_app.config
     twilio = get_twilio()
-    if twilio is None or not (cfg.get("TWILIO_FROM_NUMBER") or cfg.get("TWILIO_MESSAGING_SERVICE_SID")):
+    if twilio is None or outbound.missing_settings(conv.channel):
         outbound.finish(record, "failed", "Twilio is not configured")
         return
     parts = split_message(record.text or "")

@@ -99,6 +99,22 @@ def _load_session() -> Counsellor | None:
     return counsellor
 
 
+def tell(said: str) -> None:
+    """What the counsellor just did, in one sentence the next page shows once (never a message or a number)."""
+    get_redis().set(f"{session_key(_cookie_sid())}:told", said, ex=idle_seconds())
+
+
+def _told() -> str:
+    sid = _cookie_sid()
+    if not sid:
+        return ""
+    pipe = get_redis().pipeline(transaction=True)
+    pipe.get(f"{session_key(sid)}:told")
+    pipe.delete(f"{session_key(sid)}:told")
+    said = pipe.execute()[0]
+    return said.decode() if said else ""
+
+
 def first_in_session(what: str) -> bool:
     """True the first time this session does `what` (opening a conversation is audited once, not per reload)."""
     key = f"{session_key(_cookie_sid())}:{what}"
@@ -153,8 +169,9 @@ def check_csrf_and_drop_idle():
 @bp.context_processor
 def console_globals():
     me = current_counsellor()
+    # told: called by base.html alone, so a live fragment's render never takes the banner meant for the page.
     return {"csrf_token": csrf_token, "me": me, "online": bool(me) and accounts.is_online(get_redis(), me.name),
-            **HELPERS}
+            "told": _told, **HELPERS}
 
 
 def _set_cookie(response, sid: str, max_age: int | None = None):
@@ -201,10 +218,12 @@ def signin_post():
     attempt = _Attempt(client, vault.digest("name:" + name), _known_device(name))
     refusal = attempt.refusal(vault.digest("addr:" + client_address()))
     if refusal:
-        return _signin_page(error=refusal, status=429)
+        _audit_failure(name, refusal[0])
+        return _signin_page(error=refusal[1], status=429)
     counsellor = accounts.verify(client, name, password)
     if counsellor is None:
         attempt.failed()
+        _audit_failure(name, "wrong password" if accounts.get(client, name) else "unknown name")
         return _signin_page(error="That name and password do not match.", status=401)
     attempt.succeeded()
     # A fresh session id at sign-in: whatever id the browser had before is worth nothing now.
@@ -225,7 +244,7 @@ def signin_post():
 
 
 class _Attempt:
-    """One sign-in attempt against the limits (see SIGNIN_* above and the README's sign-in policy).
+    """One sign-in attempt against the limits (see SIGNIN_* above and the sign-in policy in docs/console.md).
 
     Every attempt is counted before the password is checked, so that guesses sent in parallel cannot
     outrun the limits, and given back when it succeeds: only failures stay counted. A browser that
@@ -239,19 +258,21 @@ class _Attempt:
         self.failures = 0
         self.backoff = f"rl:console-signin-wait:{named}"
 
-    def refusal(self, address: str) -> str | None:
-        busy = "Too many sign-in attempts. Wait a few minutes and try again."
+    def refusal(self, address: str) -> tuple[str, str] | None:
+        """None to go on to the password; else (why, in the audit trail's words; what the page says)."""
+        busy = ("rate limited", "Too many sign-in attempts. Wait a few minutes and try again.")
         if self.device:
             return busy if self._count(f"rl:console-signin-device:{self.device}", 300) > SIGNIN_PER_DEVICE else None
         wait = self.redis.ttl(self.backoff)
         if wait > 0:
-            return f"Too many sign-in attempts for this name. Try again in {wait} seconds."
+            return "backing off", f"Too many sign-in attempts for this name. Try again in {wait} seconds."
         if self._count(f"rl:console-signin-addr:{address}", SIGNIN_PER_ADDRESS[1]) > SIGNIN_PER_ADDRESS[0]:
             return busy
         self.failures = self._count(f"rl:console-signin-fails:{self.named}", FAILURES_KEPT)
         # Past the free failures one attempt at a time: the first to set the next wait is checked.
         if self.failures > SIGNIN_FREE_FAILURES and not self.redis.set(self.backoff, "1", nx=True, ex=self._wait()):
-            return f"Too many sign-in attempts for this name. Try again in {max(1, self.redis.ttl(self.backoff))} seconds."
+            wait = max(1, self.redis.ttl(self.backoff))
+            return "backing off", f"Too many sign-in attempts for this name. Try again in {wait} seconds."
         return None
 
     def failed(self) -> None:
@@ -272,6 +293,21 @@ class _Attempt:
     def _count(self, key: str, ttl: int) -> int:
         self.counted.append(key)
         return ratelimit.count(self.redis, key, ttl)
+
+
+def hashed_name(name: str) -> str:
+    """How the audit trail names whoever failed to sign in: a keyed hash of the name typed, which may be
+    someone's password typed in the wrong box."""
+    return "#" + current_app.extensions["vault"].digest("console-audit-name:" + name)[:12]
+
+
+def _audit_failure(name: str, why: str) -> None:
+    client = get_redis()
+    # Refusals under the limits once a minute per name and reason: guessing must not flood the trail.
+    if why in ("rate limited", "backing off") and not client.set(
+            f"audit:quiet:{hashed_name(name)}:{why.replace(' ', '-')}", 1, nx=True, ex=60):
+        return
+    audit.record(client, hashed_name(name), "sign_in_failed", detail=why)
 
 
 def _device_mark(name: str, device: str) -> str:

@@ -9,9 +9,10 @@ from .. import audit
 from ..errors import SendFailed
 from ..extensions import get_redis, get_store
 from . import accounts, bp, canned, handoff
-from .auth import current_counsellor, first_in_session, login_required, supervisor_required
+from .auth import current_counsellor, first_in_session, login_required, supervisor_required, tell
 
 _CONV_ID = re.compile(r"^[a-z2-7]{32}$")  # Vault.conversation_id: base32 of 20 bytes
+_OUTBOUND_ID = re.compile(r"^[0-9a-f]{24}$")  # bot.outbound: token_hex(12)
 
 
 def _load(conv_id: str):
@@ -73,27 +74,50 @@ def reply(conv_id):
 def note(conv_id):
     text = request.form.get("text", "")
     return _change(conv_id, lambda me: handoff.note(me, conv_id, text),
-                   url_for("console.conversation", conv_id=conv_id), "Note not saved", note_draft=text)
+                   url_for("console.conversation", conv_id=conv_id), "Note not saved", note_draft=text,
+                   said=lambda _: "Note saved. Only counselors see it.")
+
+
+@bp.post("/c/<conv_id>/retry/<outbound_id>")
+@login_required
+def retry(conv_id, outbound_id):
+    if not _OUTBOUND_ID.match(outbound_id):
+        abort(404, "There is no such reply.")
+    return _change(conv_id, lambda me: handoff.retry(me, conv_id, outbound_id),
+                   url_for("console.conversation", conv_id=conv_id, _anchor="transcript"), "Not sent again",
+                   said=lambda _: "Sending the reply again. Its status shows beside it.")
 
 
 @bp.post("/c/<conv_id>/release")
 @login_required
 def release(conv_id):
-    return _change(conv_id, lambda me: handoff.release(me, conv_id), url_for("console.index"))
+    return _change(conv_id, lambda me: handoff.release(me, conv_id), url_for("console.index"),
+                   said=lambda _: "Conversation put back in the queue.")
 
 
 @bp.post("/c/<conv_id>/transfer")
 @login_required
 def transfer(conv_id):
-    to = request.form.get("to", "")
-    return _change(conv_id, lambda me: handoff.transfer(me, conv_id, to), url_for("console.index"))
+    to = request.form.get("to", "").strip().lower()
+    return _change(conv_id, lambda me: handoff.transfer(me, conv_id, to), url_for("console.index"),
+                   said=lambda _: f"Conversation transferred to {to}.")
 
 
 @bp.post("/c/<conv_id>/end")
 @login_required
 def end(conv_id):
     outcome = request.form.get("outcome", "")
-    return _change(conv_id, lambda me: handoff.end(me, conv_id, outcome), url_for("console.index"))
+    return _change(conv_id, lambda me: handoff.end(me, conv_id, outcome), url_for("console.index"),
+                   said=lambda closing_sent: _ended(conv_id, outcome, closing_sent))
+
+
+def _ended(conv_id: str, outcome: str, closing_sent: bool) -> str:
+    said = f"Conversation ended (outcome: {handoff.OUTCOMES[outcome].lower()})."
+    if closing_sent:
+        return said + " The closing message is on its way."
+    conv = get_store().load(conv_id)
+    why = handoff.may_text(conv)[1] if conv is not None else ""
+    return f"{said} No closing message was sent. {why}".rstrip()
 
 
 @bp.post("/c/<conv_id>/reveal")
@@ -103,15 +127,18 @@ def reveal(conv_id):
     return _page(conv_id, revealed=handoff.reveal(current_counsellor(), conv_id))
 
 
-def _change(conv_id: str, action, then: str, failed: str = "Not done", **drafts):
-    """Do it and go on to `then`; or show the page again with why not (and what was typed)."""
+def _change(conv_id: str, action, then: str, failed: str = "Not done", said=None, **drafts):
+    """Do it and go on to `then` (saying what happened, when `said` words it from the action's result);
+    or show the page again with why not (and what was typed)."""
     try:
-        action(current_counsellor())
+        done = action(current_counsellor())
     except handoff.Gone:
         abort(404, "This conversation does not exist any more: the texter erased it.")
-    except (handoff.NotHolder, SendFailed) as exc:
+    except (handoff.NotHolder, handoff.CannotSend, SendFailed) as exc:
         # SendFailed: STOP or no consent, found by bot.outbound as it queued the reply.
         return _page(conv_id, f"{failed}: {exc}.", 409, **drafts)
     except handoff.HandoffError as exc:
         return _page(conv_id, f"{failed}: {exc}.", 400, **drafts)
+    if said is not None:
+        tell(said(done))
     return redirect(then)

@@ -5,6 +5,7 @@ queue, the index of active conversations, the live event and the audit entry.
 """
 from __future__ import annotations
 
+import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,13 +15,16 @@ from flask import current_app
 from flows.conversation import Conversation
 
 from .. import audit, events
+from ..delivery import status_key
 from ..engine import handoff_priority
 from ..errors import HelplineError, NoConsent, RecipientOptedOut
 from ..extensions import flow_engine, get_redis, get_store, get_waiting
-from ..outbound import check_may_text, outbound_key, queue_reply
+from ..outbound import check_may_text, missing_settings, outbound_key, queue_reply, requeue
+from ..outbound import load as load_outbound
 from ..store import entry
 from . import accounts
 from .accounts import Counsellor
+from .present import CHANNELS, Failure, failure
 
 ACTIVE = "console:active"  # conversation id -> the counsellor holding it
 OUTCOMES = {
@@ -51,6 +55,19 @@ class NotHolder(HandoffError):
 
 class Gone(HandoffError):
     """The conversation no longer exists (the texter erased it, or it expired)."""
+
+
+class CannotSend(HandoffError):
+    """Nothing can go to this texter now, or this reply is already on its way again."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where a reply is, as the console shows it beside the message."""
+
+    status: str  # queued, sending, sent, delivered or failed
+    recorded: str  # the reply's own record's status: "sent" for a message the carrier then could not deliver
+    failure: Failure | None = None
 
 
 @dataclass
@@ -123,18 +140,47 @@ def may_text(conv: Conversation) -> tuple[bool, str]:
         return False, "The texter sent STOP. Nothing can be sent until they text START."
     except NoConsent:
         return False, "The texter has not agreed to be texted at this number."
+    if missing_settings(conv.channel):
+        return False, _not_set_up(conv) + "."
     return True, ""
 
 
-def delivery(transcript: list[dict]) -> dict[str, str]:
-    """outbound id -> its send status (queued, sending, sent, delivered, failed) for replies shown."""
-    ids = [item["outbound"] for item in transcript if item.get("outbound")]
+def _not_set_up(conv: Conversation) -> str:
+    return (f"Replies by {CHANNELS.get(conv.channel, conv.channel)} cannot be sent: texting is not set up on this "
+            f"help line. An operator must set {' and '.join(missing_settings(conv.channel))}, then restart it")
+
+
+def delivery(transcript: list[dict]) -> dict[str, Delivery]:
+    """outbound id -> where each reply shown is (and why, when it did not reach the texter)."""
+    return deliveries([item["outbound"] for item in transcript if item.get("outbound")])
+
+
+def deliveries(ids: list[str]) -> dict[str, Delivery]:
     if not ids:
         return {}
-    pipe = get_redis().pipeline(transaction=False)
+    client = get_redis()
+    pipe = client.pipeline(transaction=False)
     for outbound_id in ids:
-        pipe.hget(outbound_key(outbound_id), "status")
-    return {i: s.decode() for i, s in zip(ids, pipe.execute()) if s}
+        pipe.hmget(outbound_key(outbound_id), "status", "error", "sids")
+    records = {i: (status.decode(), (error or b"").decode(), sids)
+               for i, (status, error, sids) in zip(ids, pipe.execute()) if status}
+    # Twilio accepting a message is not the phone receiving it: its status callbacks say what became of each part.
+    parts = {i: json.loads(sids or "[]") for i, (status, _, sids) in records.items() if status == "sent"}
+    for sid in (sid for sids in parts.values() for sid in sids):
+        pipe.hmget(status_key(sid), "status", "error")
+    reported = dict(zip((sid for sids in parts.values() for sid in sids), pipe.execute()))
+    found = {}
+    for i, (status, error, _) in records.items():
+        heard = [reported[sid] for sid in parts.get(i, ())]
+        lost = next((h for h in heard if h[0] in (b"undelivered", b"failed")), None)
+        if lost is not None:
+            # No code in the callback: Twilio's own "unknown error" reads the same to a counsellor.
+            found[i] = Delivery("failed", status, failure((lost[1] or b"").decode() or "30008"))
+        elif heard and all(h[0] in (b"delivered", b"read") for h in heard):
+            found[i] = Delivery("delivered", status)
+        else:
+            found[i] = Delivery(status, status, failure(error) if status == "failed" else None)
+    return found
 
 
 # -- changing ----------------------------------------------------------------------
@@ -240,9 +286,38 @@ def reply(counsellor: Counsellor, conv_id: str, text: str) -> str:
     if conv is None:
         raise Gone("this conversation no longer exists")
     _check_holder(counsellor, conv)
+    if missing_settings(conv.channel):
+        raise CannotSend(_not_set_up(conv))
     outbound_id = queue_reply(conv_id, text, counsellor.name)
     audit.record(get_redis(), counsellor.name, "reply", conv_id)
     return outbound_id
+
+
+def retry(counsellor: Counsellor, conv_id: str, outbound_id: str) -> None:
+    """Send a reply that did not reach the texter again, the same words; once, however often it is asked."""
+    conv = get_store().load(conv_id)
+    if conv is None:
+        raise Gone("this conversation no longer exists")
+    _check_holder(counsellor, conv)
+    record = load_outbound(outbound_id)
+    if record is None or record.conv != conv_id:
+        raise HandoffError("there is no such reply in this conversation")
+    allowed, why_not = may_text(conv)
+    if not allowed:
+        raise CannotSend(why_not.rstrip("."))
+    state = deliveries([outbound_id]).get(outbound_id)
+    if state is None or state.status != "failed":
+        raise CannotSend("this reply is already on its way again")
+    if state.failure.final:
+        raise CannotSend(f"sending it again cannot help: {state.failure.why}")
+    # A failed reply keeps its text; one the carrier lost after Twilio took it has it only in the transcript.
+    text = record.text or next((item["text"] for item in get_store().transcript(conv_id)
+                                if item.get("outbound") == outbound_id), "")
+    if not text:
+        raise HandoffError("the text of this reply is no longer kept")
+    if not requeue(record, state.recorded, text,
+                   also=lambda pipe: audit.record(pipe, counsellor.name, "retry", conv_id)):
+        raise CannotSend("this reply is already on its way again")
 
 
 def end(counsellor: Counsellor, conv_id: str, outcome: str) -> bool:

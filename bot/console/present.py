@@ -1,7 +1,9 @@
 """How the console shows a conversation at a glance: never a full number, plain words for codes."""
 from __future__ import annotations
 
+import re
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 from flows.conversation import Conversation
@@ -55,6 +57,61 @@ def reason(conv: Conversation) -> str:
     return "; ".join(parts) or "—"
 
 
+# Twilio's error codes (twilio.com/docs/api/errors) a send can end with, as a counsellor reads them, and
+# whether they are final: True when sending the same message again cannot help.
+TWILIO_ERRORS = {
+    "21211": ("not a valid phone number", True),
+    "21408": ("texting this country is not enabled on the help line's Twilio account", True),
+    "21610": ("the texter has opted out (STOP)", True),
+    "21612": ("this number cannot receive texts from us", True),
+    "21614": ("not a mobile number: it cannot receive texts", True),
+    "30003": ("the phone is unreachable (switched off or out of coverage)", False),
+    "30004": ("the texter's phone or carrier blocked it", True),
+    "30005": ("unknown number: it may no longer exist", True),
+    "30006": ("a landline, or a carrier that cannot take texts", True),
+    "30007": ("the carrier filtered it as spam", False),
+    "30008": ("the carrier could not deliver it, for no stated reason", False),
+}
+# What workers.sender writes when it stops without a Twilio error code of its own.
+SEND_FAILURES = (
+    ("Twilio is not configured", "outbound texting is not set up on this help line", False),
+    ("opted out", "the texter has opted out (STOP)", True),
+    ("no consent", "the texter has not agreed to be texted, or said it is not safe to talk", False),
+    ("no answer from Twilio", "Twilio did not answer", False),
+    ("could not look up an interrupted send", "Twilio did not answer", False),
+    ("Twilio answered 429", "Twilio was too busy", False),
+    ("Twilio answered 5", "Twilio had a problem on its side", False),
+)
+_CODE = re.compile(r"\b(?:error|Twilio) (\d{5})\b")
+_GAVE_UP = re.compile(r"^gave up after (\d+) attempts: ")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a reply did not reach the texter, in a counsellor's words."""
+
+    why: str
+    final: bool  # sending it again cannot help
+
+
+def failure(error: str) -> Failure:
+    """The plain words for an outbound record's error (or a delivery callback's bare error code)."""
+    error = (error or "").strip()
+    gave_up = _GAVE_UP.match(error)
+    cause = error[gave_up.end():] if gave_up else error
+    code = error if error.isdigit() else (_CODE.search(cause).group(1) if _CODE.search(cause) else "")
+    if code in TWILIO_ERRORS:
+        why, final = TWILIO_ERRORS[code]
+    elif code:
+        why, final = f"Twilio error {code}", False
+    else:
+        why, final = next(((words, final) for start, words, final in SEND_FAILURES if cause.startswith(start)),
+                          (cause or "no reason recorded", False))
+    if gave_up:
+        why += f"; gave up after {gave_up.group(1)} attempts"
+    return Failure(why, final)
+
+
 def screening(summary: dict) -> list[tuple[str, bool]]:
     """(question in plain words, answer) for each screening answer given."""
     return [(SCREENING.get(k, k.replace("_", " ")), bool(v)) for k, v in summary.items()]
@@ -66,5 +123,5 @@ def signs(conv: Conversation) -> str:
 
 HELPERS = {
     "masked": masked, "waited": waited, "clock": clock, "reason": reason, "screening": screening,
-    "signs": signs, "summarise": screening_summary, "channels": CHANNELS, "languages": LANGUAGES,
+    "signs": signs, "failure": failure, "summarise": screening_summary, "channels": CHANNELS, "languages": LANGUAGES,
 }

@@ -10,7 +10,7 @@ from flask import Response, render_template, request
 from .. import audit, outbound
 from ..extensions import get_redis, get_waiting
 from . import accounts, bp, handoff
-from .auth import current_counsellor, supervisor_required
+from .auth import current_counsellor, hashed_name, supervisor_required
 from .waiting_list import MAX_PAGE
 
 AUDIT_ROWS = 500
@@ -31,18 +31,29 @@ def _conv_filter() -> str | None:
     return (request.args.get("conv") or "").strip() or None
 
 
+def _name_filter() -> str | None:
+    return (request.args.get("name") or "").strip().lower() or None
+
+
+def _actors() -> set[str] | None:
+    """A name's own entries and its failed sign-ins, which the trail keeps under the name's keyed hash."""
+    name = _name_filter()
+    return None if name is None else {name, hashed_name(name)}
+
+
 @bp.get("/audit")
 @supervisor_required
 def audit_trail():
-    return render_template("console/audit.html", entries=audit.entries(get_redis(), AUDIT_ROWS, _conv_filter()),
-                           conv=_conv_filter(), when=_when)
+    return render_template("console/audit.html", entries=audit.entries(get_redis(), AUDIT_ROWS, _conv_filter(),
+                                                                         _actors()),
+                           conv=_conv_filter(), name=_name_filter(), when=_when)
 
 
 @bp.post("/audit.csv")  # an export is recorded in the audit trail: a change, so never on a GET
 @supervisor_required
 def audit_export():
     client = get_redis()
-    rows = audit.entries(client, CSV_ROWS, _conv_filter())
+    rows = audit.entries(client, CSV_ROWS, _conv_filter(), _actors())
     audit.record(client, current_counsellor().name, "export", _conv_filter() or "")
     out = io.StringIO()
     writer = csv.writer(out)

@@ -5,7 +5,7 @@ from flask import abort, redirect, render_template, request, url_for
 
 from ..extensions import get_redis, get_waiting
 from . import accounts, bp, handoff
-from .auth import current_counsellor, login_required
+from .auth import current_counsellor, login_required, tell
 
 PAGE = 50  # rows shown by default; the most urgent are all a counsellor needs to see
 MAX_PAGE = 500
@@ -48,6 +48,7 @@ def claim(conv_id):
                      status=409)
     except handoff.Gone:
         return index(error="That conversation no longer exists: the texter erased it.", status=404)
+    tell("You hold this conversation now.")
     return redirect(url_for("console.conversation", conv_id=conv_id))
 
 

@@ -106,3 +106,9 @@ def config(config):
     # Argon2's cheapest profile: the same code path, without seconds of hashing per sign-in.
     config["CONSOLE_PASSWORD_HASH"] = "CHEAPEST"
     return config
+
+
+@pytest.fixture
+def app(twilio_api, app):
+    # The console refuses to text when texting is not set up: its tests run with Twilio (the fake) set up.
+    return app
