@@ -1,6 +1,6 @@
 """Data-key rotation: re-encrypt every stored value under the newest HELPLINE_DATA_KEY.
 
-Procedure (README, "Privacy and safety"): prepend a new key to HELPLINE_DATA_KEY and restart
+Procedure (docs/privacy.md, "Operator procedures: keys"): prepend a new key to HELPLINE_DATA_KEY and restart
 (new writes use it, old values still open) → `helpline keys rotate` → `helpline keys check`
 reports nothing stale → remove the old key and restart.
 

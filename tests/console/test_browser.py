@@ -1,6 +1,6 @@
 """End to end in a real browser: sign in, a texter's handoff appears live, claim, reply, end.
 
-Set CONSOLE_SCREENSHOTS=docs to refresh the README's screenshots; otherwise they go to tmp_path.
+Set CONSOLE_SCREENSHOTS=docs to refresh the screenshots in docs/; otherwise they go to tmp_path.
 """
 from __future__ import annotations
 

@@ -566,9 +566,9 @@ def test_every_number_in_the_resource_directory_is_sourced():
     assert listed <= SOURCED_NUMBERS
 
 
-def test_the_readme_diagram_is_the_flow_as_it_is():
+def test_the_documented_diagram_is_the_flow_as_it_is():
     from flows.diagram import mermaid
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    drawn = readme.split("```mermaid\n", 1)[1].split("```", 1)[0]
-    assert drawn.strip() == mermaid(FLOW).strip(), "run `helpline flows diagram` and paste it into README.md"
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "conversation.md").read_text(encoding="utf-8")
+    drawn = doc.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    assert drawn.strip() == mermaid(FLOW).strip(), "run `helpline flows diagram` and paste it into docs/conversation.md"

@@ -73,7 +73,7 @@ def _recall(rows, intent, hit=lambda r, reading: False):
 
 
 def test_held_out_split_keeps_its_figures():
-    """Floors under the figures reached (README): macro F1 0.898 (target 0.90), disclosure recall 0.93,
+    """Floors under the figures reached (docs/conversation.md): macro F1 0.898 (target 0.90), disclosure recall 0.93,
     not_safe_now 0.87 as the engine hears it (target 0.90). A change that loses more fails."""
     report = training.evaluate(MODEL, HELDOUT, "heldout")
     assert report.macro_f1 >= 0.88, report.text

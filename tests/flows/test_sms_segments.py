@@ -16,7 +16,7 @@ just as naturally. English sticks to GSM-7 (a hyphen, not an en dash; straight q
 
 Budgets are in BUDGETS below; web-only texts (`key@web`, the chat page's `chat_*` words) travel over
 no carrier and have none. `python -m tests.flows.test_sms_segments` prints the per-key table
-(README.md, "SMS length", copies the main replies from it).
+(docs/conversation.md, "SMS length", copies the main replies from it).
 """
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ def tidy(fuzz) -> None:
 def may_stay_silent(channel: str, before: Conversation | None, level: str | None, now: float, text: str) -> bool:
     """May the help line answer this message (`text`, as the app received it) with nothing at all?
 
-    Read from flows/engine.py (FlowEngine.step, _in_handoff) and the README ("The conversation",
+    Read from flows/engine.py (FlowEngine.step, _in_handoff) and docs/conversation.md ("The conversation",
     "Understanding people"); everywhere else a message gets an answer:
     - after STOP, on SMS and WhatsApp: nothing is sent until START (the carrier would block it; danger
       still alerts the counsellors, silently). The web chat has no carrier: STOP is an ordinary word;
