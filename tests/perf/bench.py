@@ -55,22 +55,28 @@ LONG_CYCLE = ["menu", "find help", "food", "93305", "menu", "signs", "menu", "qu
               "no", "no", "no", "no", "no", "no", "no"]
 
 # The targets, in one place. How each value is measured (a change to any of this is said in the commit):
-# - throughput_ratio: the aggregate requests/s of the help line over the baseline's, each app's total
-#   requests over its total seconds across all rounds (the median of the paired round ratios is printed
-#   beside it, as a check on noise);
+# - cpu_ratio (issue 17; it replaced the throughput ratio, which moved with the machine's slow spells by
+#   ±15 % between runs): the help line's web + Redis CPU seconds per request over the baseline's, each
+#   summed over all rounds of the same run. Requests/s, its ratio and the rounds' spread are printed still;
+# - round_trips_per_message: the most any message of the sample conversations took (was ≤ 4 until issue 17);
 # - p99_ratio: the help line's p99 latency over the baseline's, over every request;
 # - emergency_to_console_s: the slowest of every try, event and view; a try whose event or view never
 #   arrives counts as the timeout (5 s), never as a dropped sample; a refused webhook is a failure too;
-# - queue_listing_ms: the slowest of every run (store read and console view), not the median.
+# - queue_listing_ms: the slowest of every run (store read and console view), not the median;
+# - burst_p99_s: the campaign burst's p99, each latency counted from the time the message was due (open
+#   loop), so a server that falls behind pays for the wait; burst_faults: messages lost, kept twice, a
+#   retried webhook answered differently, or a request not answered 200 with a reply.
 TARGETS = {
-    "throughput_ratio": ("throughput ≥ 0.6× baseline", lambda v: v >= 0.6),
+    "cpu_ratio": ("web + Redis CPU per message ≤ 1.4× baseline", lambda v: v <= 1.4),
     "p99_ratio": ("p99 ≤ 2× baseline", lambda v: v <= 2.0),
-    "round_trips_per_message": ("≤ 4 Redis round trips per message", lambda v: v <= 4),
+    "round_trips_per_message": ("≤ 3 Redis round trips per message (max)", lambda v: v <= 3),
     "long_conversation_ratio": ("500th message ≤ 1.2× the 5th", lambda v: v <= 1.2),
     "emergency_to_console_s": ("emergency → console < 1 s", lambda v: v < 1.0),
     "queue_listing_ms": ("queue listing < 50 ms at 10,000 waiting", lambda v: v < 50),
     "intent_us": ("intent layer ≤ 150 µs per message", lambda v: v <= 150),
     "intent_mb": ("intent layer ≤ 15 MB per web process", lambda v: v <= 15),
+    "burst_p99_s": ("campaign burst p99 < 1 s", lambda v: v < 1.0),
+    "burst_faults": ("campaign burst: nothing lost, answered twice or refused", lambda v: v == 0),
 }
 
 
@@ -232,6 +238,7 @@ def summarize(runs: list[dict]) -> dict:
         "seconds": round(seconds, 2), "rps": round(len(latencies) / seconds, 1),
         "web_cpu_ms_per_request": round(sum(run["cpu"] for run in runs) / len(latencies) * 1000, 2),
         "redis_cpu_ms_per_request": round(sum(run["redis_cpu"] for run in runs) / len(latencies) * 1000, 3),
+        "cpu_ms_per_request": round(sum(run["cpu"] + run["redis_cpu"] for run in runs) / len(latencies) * 1000, 3),
         "rps_by_round": [round(len(run["latencies"]) / run["seconds"], 1) for run in runs],
         "p50_ms": round(percentile(latencies, 50) * 1000, 1), "p99_ms": round(percentile(latencies, 99) * 1000, 1),
     }
@@ -405,6 +412,106 @@ def queue_listing(app, port: int, session, page: int = 50, runs: int = 30) -> di
             "view_p50_ms": round(statistics.median(view) * 1000, 2), "view_max_ms": round(max(view) * 1000, 2)}
 
 
+# A campaign's first messages (a poster, a billboard, a school talk): mostly greetings, in both languages.
+CAMPAIGN_OPENERS = ["hi", "hola", "hello", "info", "saw your poster", "vi el anuncio", "buenas tardes", "hey", "?"]
+
+
+def campaign_burst(port: int, app, session, newcomers: int = 5000, seconds: float = 60.0, ongoing: int = 200,
+                   consoles: int = 3, retried: float = 0.02) -> dict:
+    """An awareness campaign: `newcomers` first messages spread evenly over `seconds` (open loop: each is
+    sent at its time whether or not the server kept up, and its latency counts from that time), while
+    `ongoing` conversations go on (one message each every 10 s) and `consoles` supervisors' queue pages
+    refresh every 2 s. A share of the first messages is delivered twice, as Twilio retries a webhook.
+
+    Afterwards every conversation's transcript is read back: each texter message must be there exactly
+    once (nothing lost, nothing answered twice), and each retry must have had the first answer again."""
+    store = app.extensions["store"]
+    vault = app.extensions["vault"]
+    rng = random.Random(11)
+    first = [Texter("campaign", [rng.choice(CAMPAIGN_OPENERS)]) for _ in range(newcomers)]
+    repeat = set(rng.sample(range(newcomers), int(newcomers * retried)))
+    long_ones = [Texter("ongoing", ["hi", "yes"] + LONG_CYCLE) for _ in range(ongoing)]
+    # Each ongoing conversation starts before the clock, then sends one message every 10 s.
+    for person in long_ones:
+        for raw in person.requests[:2]:
+            post(port, raw)
+    lock = threading.Lock()
+    latencies, errors, console_ms, retry_mismatch = [], [], [], []
+    sent_to: dict[str, int] = {}  # number -> messages delivered (retries not counted)
+    t0 = time.perf_counter() + 0.5
+    schedule = [(t0 + i * seconds / newcomers, "new", i) for i in range(newcomers)]
+    per_cycle = 10.0
+    for k, person in enumerate(long_ones):
+        for j in range(int(seconds // per_cycle)):
+            schedule.append((t0 + j * per_cycle + k * per_cycle / ongoing, "old", k * 1000 + j))
+    schedule.sort()
+    pending = iter(schedule)
+    stop = threading.Event()
+
+    def sender():
+        while True:
+            with lock:
+                item = next(pending, None)
+            if item is None:
+                return
+            at, kind, n = item
+            delay = at - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)  # open loop: the bench keeps the campaign's pace
+            if kind == "new":
+                person, raw = first[n], first[n].requests[0]
+            else:
+                person = long_ones[n // 1000]
+                raw = person.requests[2 + (n % 1000) % (len(person.requests) - 2)]
+            status, body = post(port, raw)
+            took = time.perf_counter() - at
+            again = post(port, raw) if kind == "new" and n in repeat else None
+            with lock:
+                latencies.append(took)
+                sent_to[person.number] = sent_to.get(person.number, 0) + 1
+                if status != 200 or b"<Message>" not in body:
+                    errors.append(f"{status} {body[:80]!r}")
+                if again is not None and again != (status, body):
+                    retry_mismatch.append(person.number)
+
+    def console():
+        while not stop.is_set():
+            started = time.perf_counter()
+            answer = session.get(f"http://127.0.0.1:{port}/console/queue/live", timeout=10)
+            with lock:
+                console_ms.append((time.perf_counter() - started) * 1000)
+                if answer.status_code != 200:
+                    errors.append(f"console {answer.status_code}")
+            stop.wait(2.0)
+
+    watchers = [threading.Thread(target=console) for _ in range(consoles)]
+    senders = [threading.Thread(target=sender) for _ in range(48)]
+    for t in watchers + senders:
+        t.start()
+    for t in senders:
+        t.join()
+    took_all = time.perf_counter() - t0
+    stop.set()
+    for t in watchers:
+        t.join()
+    # Read back: the texter's own messages in each transcript, against what was delivered.
+    lost = twice = 0
+    for person in first + long_ones:
+        expected = sent_to.get(person.number, 0) + (2 if person.kind == "ongoing" else 0)
+        kept = sum(e.get("from") == "texter" for e in store.transcript(vault.conversation_id("sms", person.number)))
+        lost += kept < expected
+        twice += kept > expected
+    latencies.sort()
+    console_ms.sort()
+    return {"newcomers": newcomers, "ongoing": ongoing, "seconds": round(took_all, 1),
+            "messages": len(latencies), "per_second": round(len(latencies) / took_all, 1),
+            "retried": len(repeat), "retry_answer_differs": len(retry_mismatch),
+            "p50_ms": round(percentile(latencies, 50) * 1000, 1), "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+            "max_ms": round(latencies[-1] * 1000, 1), "errors": len(errors), "error_sample": errors[:3],
+            "lost": lost, "answered_twice": twice,
+            "console_p99_ms": round(percentile(console_ms, 99), 1), "console_views": len(console_ms)}
+
+
 # What a web process pays for the intent layer: the model, rapidfuzz, and one message read (RSS in MB).
 _INTENT_MEMORY = """
 import gc, json, sys
@@ -423,18 +530,24 @@ def intent_layer(rounds: int = 5) -> dict:
     from flows.nlu import IntentModel
     from flows.nlu_train import read_tsv
 
-    model = IntentModel.load()
+    from flows.triage import Triage
+
     data = Path(__file__).parents[1] / "data"
     texts = [r["text"] for name in ("intents_heldout", "intents_fresh") for r in read_tsv(data / f"{name}.tsv")]
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.process_time()
-        for text in texts:
-            model.read(text)
-        best = min(best, (time.process_time() - start) / len(texts))
+
+    def cpu_per_message(read) -> float:
+        best = float("inf")
+        for _ in range(rounds):
+            start = time.process_time()
+            for text in texts:
+                read(text)
+            best = min(best, (time.process_time() - start) / len(texts))
+        return round(best * 1e6, 1)
+
     memory = json.loads(subprocess.run([sys.executable, "-c", _INTENT_MEMORY], capture_output=True, text=True,
                                        check=True).stdout)
-    return {"us_per_message": round(best * 1e6, 1), "messages": len(texts), "rss_mb": round(memory, 1)}
+    return {"us_per_message": cpu_per_message(IntentModel.load().read), "messages": len(texts),
+            "rss_mb": round(memory, 1), "triage_us_per_message": cpu_per_message(Triage.load().assess)}
 
 
 def console_session(app, port: int):
@@ -474,6 +587,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=9, help="rounds of the load, baseline and help line in turn")
     parser.add_argument("--concurrency", type=int, default=8, help="texters talking at the same time")
     parser.add_argument("--queue", type=int, default=10_000, help="waiting conversations for the listing test")
+    parser.add_argument("--burst", type=int, default=5000, help="new texters in the campaign burst's minute (0: skip it)")
     parser.add_argument("--out", default="bench-results.json")
     args = parser.parse_args(argv)
 
@@ -543,6 +657,8 @@ def main(argv=None) -> int:
             client.delete(WAITING_KEY)
             results["emergency_to_console"] = emergency_to_console(app.port, client, local.extensions["vault"], session)
             results["long_conversation"] = long_conversation(app.port)
+            if args.burst:
+                results["campaign_burst"] = campaign_burst(app.port, local, session, newcomers=args.burst)
             waiting_before = client.info("memory")["used_memory"]
             fill_queue(local, args.queue)
             results["queue_listing"] = queue_listing(local, app.port, session)
@@ -556,7 +672,7 @@ def main(argv=None) -> int:
         server.stop()
 
     measured = {
-        "throughput_ratio": results["helpline"]["rps"] / results["baseline"]["rps"],
+        "cpu_ratio": results["helpline"]["cpu_ms_per_request"] / results["baseline"]["cpu_ms_per_request"],
         "p99_ratio": results["helpline"]["p99_ms"] / results["baseline"]["p99_ms"],
         "round_trips_per_message": results["round_trips"]["max"],
         "long_conversation_ratio": results["long_conversation"]["ratio"],
@@ -566,6 +682,10 @@ def main(argv=None) -> int:
         "intent_us": results["intent_layer"]["us_per_message"],
         "intent_mb": results["intent_layer"]["rss_mb"],
     }
+    if "campaign_burst" in results:
+        burst = results["campaign_burst"]
+        measured["burst_p99_s"] = burst["p99_ms"] / 1000
+        measured["burst_faults"] = burst["lost"] + burst["answered_twice"] + burst["retry_answer_differs"] + burst["errors"]
     results["targets"] = {name: {"target": TARGETS[name][0], "value": round(value, 3), "pass": TARGETS[name][1](value)}
                           for name, value in measured.items()}
     print_table(results)
@@ -585,6 +705,8 @@ def print_table(r: dict) -> None:
          f"{h['web_cpu_ms_per_request'] / b['web_cpu_ms_per_request']:.2f}×"),
         ("Redis CPU ms/req", h["redis_cpu_ms_per_request"], b["redis_cpu_ms_per_request"],
          f"{h['redis_cpu_ms_per_request'] / max(b['redis_cpu_ms_per_request'], 1e-6):.2f}×"),
+        ("CPU ms/request", h["cpu_ms_per_request"], b["cpu_ms_per_request"],
+         f"{h['cpu_ms_per_request'] / b['cpu_ms_per_request']:.2f}×"),
         ("errors", h["errors"], b["errors"], ""),
     ]
     print(f"\n{r['load']['texters']} texters, {h['requests']} messages, {r['load']['concurrency']} at a time; "
@@ -609,9 +731,18 @@ def print_table(r: dict) -> None:
     il = r["intent_layer"]
     print(f"  intent layer: {il['us_per_message']} µs CPU per message ({il['messages']} held-out lines), "
           f"{il['rss_mb']} MB per process")
+    print(f"  triage: {il['triage_us_per_message']} µs CPU per message (the same lines)")
     print(f"  queue listing at {q['depth']} waiting: store p50 {q['store_p50_ms']} ms (max {q['store_max_ms']}), "
           f"console view p50 {q['view_p50_ms']} ms (max {q['view_max_ms']}); "
-          f"{q['memory_per_waiting_conversation_bytes']} bytes per waiting conversation\n")
+          f"{q['memory_per_waiting_conversation_bytes']} bytes per waiting conversation")
+    if "campaign_burst" in r:
+        c = r["campaign_burst"]
+        print(f"  campaign burst: {c['newcomers']} new texters and {c['ongoing']} ongoing conversations, {c['messages']} "
+              f"messages in {c['seconds']} s ({c['per_second']}/s): p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms, "
+              f"max {c['max_ms']} ms; lost {c['lost']}, kept twice {c['answered_twice']}, {c['retried']} retried webhooks "
+              f"({c['retry_answer_differs']} answered differently), errors {c['errors']}; console queue view p99 "
+              f"{c['console_p99_ms']} ms over {c['console_views']} views")
+    print()
     for name, t in r["targets"].items():
         print(f"  {'PASS' if t['pass'] else 'FAIL'}  {t['target']:<45} {t['value']}")
     print()
