@@ -1,10 +1,14 @@
 """The `helpline` command: run the help line, talk to it, and check its flows, triage and resources."""
 from __future__ import annotations
 
+import errno
+import html
 import json
 import os
 import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,7 +34,8 @@ def main():
 
 
 @main.command()
-@click.option("--port", default=5000, show_default=True)
+@click.option("--port", default=5000, show_default=True, envvar="PORT", type=click.IntRange(1, 65535),
+              help="the web server's port (or PORT in the environment)")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--workers", default=2, show_default=True, help="gunicorn web processes")
 def run(port, host, workers):
@@ -39,51 +44,124 @@ def run(port, host, workers):
     from .redis_server import EmbeddedRedis
     from .settings import DEFAULTS, from_environ
 
+    # Before anything starts: gunicorn on a taken port retries for five seconds, logs five times and
+    # leaves the rest running with no web server.
+    problem = _port_problem(host, port)
+    if problem:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {problem} (choose another with --port or PORT)")
+    stop = _StopSignal()
     app_root = os.path.abspath(os.environ.get("HELPLINE_INSTANCE_PATH", "instance"))
     config = {**DEFAULTS, **from_environ()}
     ensure_keys(config, app_root)  # once, before the processes that read the keys start
     env = dict(os.environ, HELPLINE_INSTANCE_PATH=app_root)
     server = None
-    if not config.get("REDIS_URL"):
-        server = EmbeddedRedis(os.path.join(app_root, "redis"))
-        env["REDIS_URL"] = server.start()
+    children: dict[str, subprocess.Popen] = {}  # stopped here; the embedded Redis is stopped last, by its owner
     bindir = os.path.dirname(sys.executable)
-    procs = [
-        subprocess.Popen([os.path.join(bindir, "gunicorn"), "--config", "python:bot.gunicorn_conf", "--workers", str(workers),
-                          "--bind", f"{host}:{port}", *GUNICORN_THREADS, "bot:create_app()"], env=env),
-        subprocess.Popen([os.path.join(bindir, "helpline"), "worker"], env=env),
-    ]
-    url = f"http://{host}:{port}"
-    click.echo(f"""
-The help line is running at {url}
-  Talk to it like a texter, without a Twilio account:   .venv/bin/helpline chat
-  Send one signed SMS webhook to the running server:   .venv/bin/helpline sms "hola"
-  Web chat:  {url}/chat        Console: {url}/console
-  Add a counsellor:  .venv/bin/helpline counsellor add NAME --supervisor
-Press Ctrl-C to stop.
-""")
-    stopping = False
-
-    def stop(*_):
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
     try:
-        while not stopping and all(p.poll() is None for p in procs):
-            time.sleep(0.5)
+        if not config.get("REDIS_URL"):
+            server = EmbeddedRedis(os.path.join(app_root, "redis"))
+            env["REDIS_URL"] = server.start()
+        # Sessions of their own: a Ctrl-C reaches this process only, which stops them in order and says so.
+        children["the web server (gunicorn)"] = subprocess.Popen(
+            [os.path.join(bindir, "gunicorn"), "--config", "python:bot.gunicorn_conf", "--workers", str(workers),
+             "--bind", f"{host}:{port}", *GUNICORN_THREADS, "bot:create_app()"], env=env, start_new_session=True)
+        children["the worker (rq)"] = subprocess.Popen([os.path.join(bindir, "helpline"), "worker"], env=env,
+                                                       start_new_session=True)
+        # A Redis that was already running (another `helpline run`'s) is not ours to watch or stop.
+        watched = {**children, **({"the embedded Redis": server.process} if server and server.process else {})}
+        died = _wait_until_listening(host, port, watched, stop)
+        if not died and not stop.requested:
+            click.echo(_banner(host, port, bindir))
+        while not died and not stop.requested:
+            time.sleep(0.2)
+            died = _first_dead(watched)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
+        for child in children.values():
+            if child.poll() is None:
+                child.terminate()
+        for child in children.values():
             try:
-                p.wait(timeout=10)
+                child.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                p.kill()
+                child.kill()
+                child.wait()
         if server:
-            server.stop()
+            server.stop()  # last: the others use it until they stop
+    if died:
+        name, code = died
+        how = f"was killed by signal {-code}" if code < 0 else f"stopped on its own (exit code {code})"
+        raise click.ClickException(f"{name} {how}; stopped the rest of the help line")
+    click.echo("Stopped the help line.")
+
+
+def _command_name(bindir: str) -> str:
+    """How to type `helpline` from here: the bare name when PATH finds this one, else its path."""
+    mine = os.path.join(bindir, "helpline")
+    if shutil.which("helpline") == mine:
+        return "helpline"
+    relative = os.path.relpath(mine)
+    return mine if relative.startswith("..") else relative
+
+
+class _StopSignal:
+    """Ctrl-C or SIGTERM, heard once: `requested` turns true and the run loop stops everything."""
+
+    def __init__(self):
+        self.requested = False
+        signal.signal(signal.SIGINT, self._heard)
+        signal.signal(signal.SIGTERM, self._heard)
+
+    def _heard(self, *_):
+        self.requested = True
+
+
+def _port_problem(host: str, port: int) -> str | None:
+    """Why gunicorn could not listen on host:port now, or None when it could."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        return f"unknown host ({exc.strerror})"
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return "the port is taken" if exc.errno == errno.EADDRINUSE else exc.strerror
+    return None
+
+
+def _first_dead(children: dict) -> tuple[str, int] | None:
+    return next(((name, child.returncode) for name, child in children.items() if child.poll() is not None), None)
+
+
+def _wait_until_listening(host: str, port: int, children: dict, stop: _StopSignal, timeout: float = 60):
+    """Until the web server answers (so the banner is true), a child dies (returned) or a stop is asked."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stop.requested:
+        died = _first_dead(children)
+        if died:
+            return died
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return None
+        except OSError:
+            time.sleep(0.1)
+    return None
+
+
+def _banner(host: str, port: int, bindir: str) -> str:
+    url = f"http://{host}:{port}"
+    helpline = _command_name(bindir)
+    return f"""
+The help line is running at {url}/
+  Front door (what is running, next steps):  {url}/
+  Web chat:  {url}/chat        Console: {url}/console
+  Add a counsellor, to sign in to the console:  {helpline} counsellor add NAME --supervisor
+  Talk to it like a texter, in this terminal:   {helpline} chat   (--as web, --lang es)
+  Send one signed SMS webhook to this server:   {helpline} sms "hola" --url {url}/sms
+Press Ctrl-C to stop.
+"""
 
 
 @main.command()
@@ -96,28 +174,36 @@ def worker(burst):
 
 
 @main.command()
-@click.option("--as", "address", default=None, help="a name for this texter (default: a new one)")
-def chat(address):
-    """Text the bot from this terminal, through the same engine and store as /sms."""
-    from .engine import Inbound
-    from .extensions import get_helpline
+@click.option("--as", "channel", type=click.Choice(["sms", "web"]), default="sms", show_default=True,
+              help="text as from a phone (the terminal channel, which behaves as SMS does) or as in the web chat")
+@click.option("--lang", default=None, help="the language the web chat opens in (en or es; with --as web)")
+@click.option("--name", default=None, help="the phone texter's address, to come back to a conversation (default: a new one)")
+def chat(channel, lang, name):
+    """Text the help line from this terminal, through the same engine and store as /sms and /chat.
 
+    A counsellor's replies (from the console of a running help line on the same Redis) and the
+    closing message appear as they are sent."""
+    from flows.catalog import LANGUAGES
+
+    from .terminal_chat import SmsTexter, WebTexter, talk
+
+    if channel == "sms" and lang:
+        raise click.UsageError("--lang is the web chat's choice (--as web); a text is answered in the language it "
+                               "is written in")
+    if channel == "web" and name:
+        raise click.UsageError("--name is a phone texter's address (--as sms); a web chat is new each time")
+    if lang and lang not in LANGUAGES:
+        raise click.BadParameter(f"one of {', '.join(LANGUAGES)}", param_hint="--lang")
     app = _app()
-    address = address or f"terminal-{secrets.token_hex(4)}"
-    click.echo("Type a message as a texter would (Ctrl-D to leave).")
-    with app.app_context():
-        helpline = get_helpline()
-        while True:
-            try:
-                text = input("you> ")
-            except EOFError:
-                click.echo()
-                break
-            outcome = helpline.handle(Inbound("cli", address, text, message_id=secrets.token_hex(8)))
-            for reply in outcome.replies:
-                click.echo(click.style("bot> ", fg="green") + reply.replace("\n", "\n     "))
-    if app.extensions.get("embedded_redis"):
-        app.extensions["embedded_redis"].stop()  # only if this command started it
+    texter = WebTexter(app, lang or "en") if channel == "web" else SmsTexter(app, name)
+    if sys.stdin.isatty():
+        click.echo("Type a message as a texter would (Ctrl-D to leave).")
+    try:
+        with app.app_context():
+            talk(app, texter, interactive=sys.stdin.isatty())
+    finally:
+        if app.extensions.get("embedded_redis"):
+            app.extensions["embedded_redis"].stop()  # only if this command started it
 
 
 @main.command("sms")
@@ -172,12 +258,52 @@ def flows_check():
 
 
 @flows.command("diagram")
-def flows_diagram():
-    """Print the conversation as a Mermaid state diagram."""
+@click.option("--html", "page", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="write a page that draws the diagram in a browser, instead of printing its source")
+def flows_diagram(page):
+    """Print the conversation as a Mermaid state diagram (or write it as a page with --html)."""
     from flows.diagram import mermaid
     from flows.spec import Flow
 
-    click.echo(mermaid(Flow.load()))
+    flow = Flow.load()
+    source = mermaid(flow)
+    if page is None:
+        click.echo(source)
+        click.echo("Paste it into https://mermaid.live to see it drawn, or write a page that draws it: "
+                   "helpline flows diagram --html diagram.html", err=True)
+        return
+    with open(page, "w", encoding="utf-8") as out:
+        out.write(DIAGRAM_PAGE.format(title=html.escape(flow.name), source=html.escape(source)))
+    click.echo(f"wrote {page}: open it in a browser. It draws the diagram with Mermaid from cdn.jsdelivr.net; "
+               f"offline it shows the diagram's source.")
+
+
+# The diagram, drawn by Mermaid's script from a CDN. The source is the page's text, so without the
+# script (offline) the page still shows it, readable; once drawn, it stays below the drawing.
+DIAGRAM_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}: the conversation</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
+pre {{ white-space: pre-wrap; background: #f4f4f4; padding: 1rem; font-size: 0.85rem; }}
+</style>
+</head>
+<body>
+<h1>{title}: the conversation as a state diagram</h1>
+<p>Drawn by Mermaid, loaded from cdn.jsdelivr.net. Offline, the diagram's Mermaid source shows below instead;
+paste it into https://mermaid.live to draw it elsewhere.</p>
+<pre class="mermaid">{source}</pre>
+<details><summary>Mermaid source</summary><pre>{source}</pre></details>
+<script type="module">
+import mermaid from "https://cdn.jsdelivr.net/npm/mermaid@11/dist/mermaid.esm.min.mjs";
+mermaid.initialize({{ startOnLoad: true, securityLevel: "strict" }});
+</script>
+</body>
+</html>
+"""
 
 
 @main.group()
@@ -271,13 +397,36 @@ def nlu_read(text):
 
 
 @main.command()
-@click.option("--explain", is_flag=True, help="show which patterns matched")
+@click.option("--explain", is_flag=True, help="show which patterns matched, and what the intent model reads")
+@click.option("--json", "as_json", is_flag=True, help="one line of JSON, for scripts")
 @click.argument("text")
-def triage(explain, text):
-    """Score TEXT as emergency, high or normal, as JSON."""
+def triage(explain, as_json, text):
+    """Score TEXT as emergency, high or normal, as the triage lexicon does for every message."""
+    from flows.engine import DANGER, model_hears_danger
+    from flows.nlu import IntentModel
     from flows.triage import Triage
 
-    click.echo(json.dumps(Triage.load().assess(text).to_dict(explain=explain), ensure_ascii=False))
+    assessed = Triage.load().assess(text)
+    if as_json:
+        click.echo(json.dumps(assessed.to_dict(explain=explain), ensure_ascii=False))
+        return
+    click.echo(f"{assessed.level}: " + (", ".join(assessed.matched) or "no pattern matched"))
+    if not explain:
+        return
+    for hit in assessed.hits:
+        click.echo(f'  {hit.id} ({hit.level}) matched "{hit.span}"')
+        click.echo(f"    pattern: {hit.pattern}")
+    if assessed.self_harm:
+        click.echo("  self-harm: the reply gives 988 as well as 911")
+    if assessed.denied:
+        click.echo("  danger words were found but set aside, as negated or everyday speech")
+    # The engine reads every message with the intent model too.
+    reading = IntentModel.load().read(text)
+    danger, heard = reading.probability("danger_now"), model_hears_danger(reading, assessed.denied)
+    why = "but the danger words were set aside" if assessed.denied and danger >= DANGER else f"it takes {DANGER}"
+    click.echo(f"  intent model: danger_now {danger:.2f}, {'an' if heard else 'not an'} emergency on its own ({why})")
+    if heard and assessed.level != "emergency":
+        click.echo("  so the help line answers it as an emergency, though no emergency pattern matched")
 
 
 @main.group()

@@ -26,6 +26,7 @@ _TYPES = (b"string", b"list", b"hash")
 class Report:
     """What a rotation (or a check) found."""
 
+    applied: bool = False  # a rotation (True) or only a check
     keys: int = 0  # Redis keys looked at
     values: int = 0  # encrypted values among them
     stale: int = 0  # values the newest key alone could not open (before rotation)
@@ -33,8 +34,15 @@ class Report:
     failed: list[str] = field(default_factory=list)  # key names holding a value no configured key opens
 
     def summary(self) -> str:
-        return (f"{self.keys} keys, {self.values} encrypted values, {self.stale} under an older key, "
-                f"{self.rotated} re-encrypted, {len(self.failed)} keys holding a value no key opens")
+        """For operators, for whom "key" means a data key: Redis's keys are "entries" here."""
+        looked = f"{self.keys} Redis entries checked, {self.values} encrypted values in them"
+        if self.applied:
+            done = f"{self.rotated} re-encrypted under the newest data key"
+        elif self.stale:
+            done = f"{self.stale} not under the newest data key yet (run `helpline keys rotate`)"
+        else:
+            done = "all readable with the newest data key alone (older data keys may go)"
+        return f"{looked}: {done}; {len(self.failed)} entries hold a value that no configured data key opens"
 
 
 def generate() -> str:
@@ -49,7 +57,7 @@ def rotate(client: redis.Redis, vault: Vault, apply: bool = True) -> Report:
     (SET KEEPTTL, LSET, HSET), so TTLs are kept and a write by the running app in between
     is never overwritten: the key is read again and retried.
     """
-    report = Report()
+    report = Report(applied=apply)
     for name in client.scan_iter(count=SCAN_BATCH):
         report.keys += 1
         _rotate_key(client, vault, name, apply, report)

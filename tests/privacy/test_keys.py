@@ -57,12 +57,12 @@ def test_rotation_old_key_can_go(redis_url, redis_client, tmp_path, keys):
     both = f"{keys['new']},{keys['old']}"
     assert everything_reads(make_app(redis_url, tmp_path, both), cid) == before
     checked = cli(redis_url, tmp_path, both, "check")
-    assert checked.exit_code == 1 and "0 re-encrypted" in checked.output
+    assert checked.exit_code == 1 and "not under the newest data key yet" in checked.output
 
     # 2. rotate: everything re-encrypted under the new key, TTLs kept
     rotated = cli(redis_url, tmp_path, both, "rotate")
     assert rotated.exit_code == 0, rotated.output
-    assert "0 keys holding a value no key opens" in rotated.output
+    assert "0 entries hold a value that no configured data key opens" in rotated.output
     for key, ttl in ttls.items():
         assert 0 < redis_client.ttl(key) <= ttl
     assert cli(redis_url, tmp_path, both, "check").exit_code == 0

@@ -1,0 +1,105 @@
+"""`helpline run` as an operator starts it: the port it is given, the banner, Ctrl-C, a process that dies."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.bot.output import Output
+from tests.ops.processes import BIN, ROOT, free_port
+
+
+def environment(tmp_path, **extra) -> dict:
+    # No REDIS_URL: the command starts (and must stop) its own embedded Redis, as on a fresh clone.
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "PORT")}
+    return {**env, "HELPLINE_INSTANCE_PATH": str(tmp_path / "instance"), **extra}
+
+
+@pytest.fixture
+def taken_port():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
+def refused(tmp_path, port: int, args: list[str], **env) -> None:
+    result = subprocess.run([str(BIN / "helpline"), "run", *args], env=environment(tmp_path, **env), cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert result.stdout == ""  # no banner
+    assert result.stderr.splitlines() == [
+        f"Error: cannot listen on 127.0.0.1:{port}: the port is taken (choose another with --port or PORT)"]
+    assert not (tmp_path / "instance").exists()  # refused before anything started: no keys, no Redis
+
+
+def test_a_taken_port_is_one_line_on_stderr_and_nothing_starts(tmp_path, taken_port):
+    refused(tmp_path, taken_port, ["--port", str(taken_port)])
+
+
+def test_the_port_comes_from_PORT(tmp_path, taken_port):
+    refused(tmp_path, taken_port, [], PORT=str(taken_port))
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """The direct children of a process, with their command lines."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found[int(child)] = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return found
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.fixture
+def started(tmp_path):
+    """`helpline run` on a free port given as PORT, up to its banner: (process, port, output, children)."""
+    port = free_port()
+    process = subprocess.Popen([str(BIN / "helpline"), "run", "--workers", "1"], cwd=ROOT, text=True,
+                               env=environment(tmp_path, PORT=str(port)), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    output, errors = Output(process.stdout), Output(process.stderr)
+    try:
+        output.wait_for("Press Ctrl-C to stop.")
+        yield process, port, output, errors, children_of(process.pid)
+    finally:
+        if process.poll() is None:  # the test failed with it still running
+            process.terminate()
+            process.wait(timeout=60)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_stops_the_web_server_the_worker_and_redis_and_says_so(started, stop):
+    process, port, output, _, children = started
+    assert f"http://127.0.0.1:{port}/" in output.text  # the front door, on the port PORT named
+    assert f"http://127.0.0.1:{port}/console" in output.text and "counsellor add NAME" in output.text
+    kinds = sorted(next(k for k in ("gunicorn", "redis-server", "helpline worker") if k in cmd)
+                   for cmd in children.values())
+    assert kinds == ["gunicorn", "helpline worker", "redis-server"]
+    process.send_signal(stop)
+    assert process.wait(timeout=60) == 0
+    assert output.rest().splitlines()[-1] == "Stopped the help line."
+    assert all(gone(pid) for pid in children)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_a_process_that_dies_is_named_and_the_rest_stop(started):
+    process, port, output, errors, children = started
+    worker = next(pid for pid, cmd in children.items() if "helpline worker" in cmd)
+    os.kill(worker, signal.SIGKILL)
+    assert process.wait(timeout=60) == 1
+    assert "Error: the worker (rq) was killed by signal 9; stopped the rest of the help line" in errors.rest()
+    assert "Stopped the help line." not in output.rest()
+    assert all(gone(pid) for pid in children)
