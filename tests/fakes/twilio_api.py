@@ -4,6 +4,18 @@ Use the `twilio_api` fixture (request it before `app`): it puts TWILIO_ACCOUNT_S
 TWILIO_API_BASE and TWILIO_FROM_NUMBER into the `config` dict. What it accepted is in
 `twilio_api.sent`; every request it saw is in `twilio_api.requests`. Script the next
 answers with `fail_next(...)` and `hang_next(...)`.
+
+It refuses what Twilio refuses (each check cites Twilio's error page, twilio.com/docs/api/errors/<code>):
+a `To` that is not E.164, a `From` the account does not own, a WhatsApp address paired with an SMS
+one, an unknown Messaging Service, no body, a body over 1600 characters, another account's URL.
+The account owns `numbers` (SMS), `whatsapp_senders` and the Messaging Service
+`messaging_service_sid` (whose senders are in `services`).
+
+Accepted messages then move on a timer (`callback_delay` between steps), as Twilio's do: sent, then
+delivered, or whatever `deliver(to, ...)` says that number's carrier answers (undelivered or failed
+with an error code). Each step after the first is posted to the message's StatusCallback, signed
+with the auth token; what was posted, and the answer, is in `twilio_api.callbacks`, and
+`wait_settled(sid)` waits for a message's last step.
 """
 from __future__ import annotations
 
@@ -20,9 +32,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
+import requests
+from twilio.request_validator import RequestValidator
 
 API_VERSION = "2010-04-01"
 SMS_LIMIT = 1600
+WHATSAPP = "whatsapp:"
+E164 = re.compile(r"^\+[1-9]\d{7,14}$")  # "+", then 8 to 15 digits, the first not 0
+SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+CALLBACK_DELAY = 0.005  # seconds between a message's status changes: a few ms, so tests run fast
+CALLBACK_TIMEOUT = 5.0  # how long the fake waits for a status callback's answer
+# How a carrier ends a message: "failed" never left Twilio (no "sent" first); the others did.
+OUTCOMES = ("delivered", "undelivered", "failed")
 _LIST = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC\w+)/Messages\.json$")
 _ONE = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC\w+)/Messages/(?P<sid>SM\w+)\.json$")
 
@@ -42,14 +63,24 @@ class _Script:
 class FakeTwilioAPI:
     """Twilio's Messages endpoints, kept in memory; thread-safe, one server thread per request."""
 
-    def __init__(self, account_sid: str, auth_token: str, from_number: str):
+    def __init__(self, account_sid: str, auth_token: str, from_number: str, callback_delay: float = CALLBACK_DELAY):
         self.account_sid, self.auth_token, self.from_number = account_sid, auth_token, from_number
+        self.numbers = {from_number}  # the SMS numbers the account owns
+        self.whatsapp_senders = {WHATSAPP + from_number}  # its approved WhatsApp senders
+        self.messaging_service_sid = "MG" + secrets.token_hex(16)
+        self.services = {self.messaging_service_sid: {from_number, WHATSAPP + from_number}}  # service -> senders
+        self.callback_delay = callback_delay
         self.sent: list[dict] = []  # messages created, oldest first (the form fields plus "sid")
         self.requests: list[dict] = []  # every request: method, path, query, form, status
+        self.callbacks: list[dict] = []  # every status callback posted: sid, url, form, status (HTTP, or the error)
         self.hanging = threading.Event()  # set while a request is being held by hang_next
         self._messages: dict[str, dict] = {}  # sid -> resource, as GET returns it
+        self._outcomes: dict[str, tuple[str, int | None]] = {}  # To -> how its carrier ends a message
         self._scripts: deque[_Script] = deque()
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
+        self._done: set[str] = set()  # sids whose last status change (and its callback) is behind them
+        self._walks: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -75,6 +106,23 @@ class FakeTwilioAPI:
     def wait_until_hanging(self, timeout: float = 10.0) -> bool:
         return self.hanging.wait(timeout)
 
+    def deliver(self, to: str, status: str = "delivered", code: int | None = None) -> None:
+        """How the carrier ends messages to `to` from now on: delivered, or undelivered / failed with
+        Twilio's error code (30003 unreachable handset, 30006 landline, 30005 unknown number...)."""
+        if status not in OUTCOMES or (status == "delivered") != (code is None):
+            raise ValueError("delivered without a code, or undelivered/failed with one")
+        with self._lock:
+            self._outcomes[to] = (status, code)
+
+    def wait_settled(self, sid: str, timeout: float = 10.0) -> bool:
+        """Wait until message `sid` reached its last status and that status's callback was answered."""
+        with self._settled:
+            return self._settled.wait_for(lambda: sid in self._done, timeout)
+
+    def callbacks_for(self, sid: str) -> list[dict]:
+        with self._lock:
+            return [c for c in self.callbacks if c["sid"] == sid]
+
     # -- the server -------------------------------------------------------------
 
     @property
@@ -94,12 +142,14 @@ class FakeTwilioAPI:
         return self
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._stopping.set()  # walks still under way stop at their next step
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        for walk in list(self._walks):
+            walk.join(timeout=CALLBACK_TIMEOUT)
 
     # -- what the handler asks ----------------------------------------------------
 
@@ -118,17 +168,55 @@ class FakeTwilioAPI:
         finally:
             self.hanging.clear()
 
-    def _create(self, form: dict) -> tuple[int, dict]:
-        to, body = form.get("To", ""), form.get("Body", "")
-        sender, service = form.get("From"), form.get("MessagingServiceSid")
-        if not to:
+    def _refusal(self, form: dict) -> tuple[int, dict] | None:
+        """Twilio's answer to a message it will not create, or None."""
+        to, sender, service = form.get("To", ""), form.get("From", ""), form.get("MessagingServiceSid", "")
+        body = form.get("Body", "")
+        if not to:  # 21604: 'To' phone number is required to send a Message
             return _error(400, 21604, "A 'To' phone number is required.")
-        if not body and not form.get("MediaUrl"):
-            return _error(400, 21602, "Message body is required.")
-        if not sender and not service:
+        if not E164.match(to.removeprefix(WHATSAPP)):  # 21211: Invalid 'To' Phone Number
+            return _error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+        if not sender and not service:  # 21603: A 'From' or 'MessagingServiceSid' parameter is required
             return _error(400, 21603, "A 'From' phone number is required.")
-        if len(body) > SMS_LIMIT:
+        if service and not SERVICE_SID.match(service):  # 21705: the SID does not match MGxxx
+            return _error(400, 21705, "The Messaging Service is invalid.")
+        if service and service not in self.services:  # 21701: not a service of this account
+            return _error(400, 21701, f"The Messaging Service {service} does not exist.")
+        if sender:
+            # 21910: Invalid 'From' and 'To' pair. 'From' and 'To' should be of the same channel
+            if sender.startswith(WHATSAPP) != to.startswith(WHATSAPP):
+                return _error(400, 21910, "Invalid 'From' and 'To' pair. 'From' and 'To' should be of the "
+                                          "same channel")
+            if not E164.match(sender.removeprefix(WHATSAPP)):  # 21212: Invalid 'From' Phone Number
+                return _error(400, 21212, f"The 'From' number {sender} is not a valid phone number, "
+                                          "shortcode, or alphanumeric sender ID.")
+            if sender.startswith(WHATSAPP) and sender not in self.whatsapp_senders:
+                # 63007: Twilio could not find a Channel with the specified 'From' address
+                return _error(400, 63007, "Twilio could not find a Channel with the specified From address")
+            if not sender.startswith(WHATSAPP) and sender not in self.numbers:
+                # 21606: the 'From' number is not a valid message-capable Twilio number for this account
+                return _error(400, 21606, f"The From phone number {sender} is not a valid, SMS-capable "
+                                          "inbound phone number or short code for your account.")
+        if not body and not form.get("MediaUrl"):  # 21602: Message body is required
+            return _error(400, 21602, "Message body is required.")
+        if len(body) > SMS_LIMIT:  # 21617: the concatenated message body exceeds the 1600 character limit
             return _error(400, 21617, "The concatenated message body exceeds the 1600 character limit.")
+        return None
+
+    def _create(self, form: dict) -> tuple[int, dict]:
+        refused = self._refusal(form)
+        if refused is not None:
+            return refused
+        to, body = form["To"], form.get("Body", "")
+        sender, service = form.get("From"), form.get("MessagingServiceSid")
+        with self._lock:
+            outcome = self._outcomes.get(to, ("delivered", None))
+        if not sender:
+            # The service picks a sender of the To's channel; with none, Twilio accepts the message and it
+            # fails later (the 60727 "channel not found" warning; the fake reports 63007, no such channel).
+            channel = to.startswith(WHATSAPP)
+            sender = next((s for s in sorted(self.services[service]) if s.startswith(WHATSAPP) == channel), None)
+            outcome = outcome if sender else ("failed", 63007)
         now = datetime.now(timezone.utc).replace(microsecond=0)
         sid = "SM" + secrets.token_hex(16)
         resource = {
@@ -141,25 +229,70 @@ class FakeTwilioAPI:
             "direction": "outbound-api",
             "error_code": None,
             "error_message": None,
-            "from": sender or self.from_number,
+            "from": sender,
             "messaging_service_sid": service,
             "num_media": "0",
             "num_segments": str(max(1, -(-len(body) // 153))),
             "price": None,
             "price_unit": "USD",
             "sid": sid,
-            "status": "accepted" if service and not sender else "queued",
+            # Twilio: "accepted" with a Messaging Service (it picks the sender next), else "queued".
+            "status": "accepted" if service and not form.get("From") else "queued",
             "subresource_uris": {"media": f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}/Media.json"},
             "to": to,
             "uri": f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}.json",
         }
-        answer = dict(resource)
-        # From here on the fake has "sent" it: later reads see it as Twilio would a moment later.
-        resource.update(status="sent", date_sent=resource["date_created"])
+        walk = threading.Thread(target=self._walk, args=(sid, _steps(resource["status"], *outcome),
+                                                          form.get("StatusCallback")), daemon=True)
         with self._lock:
             self._messages[sid] = resource
             self.sent.append({**form, "sid": sid})
+            self._walks.append(walk)
+        answer = dict(resource)
+        walk.start()
         return 201, answer
+
+    def _walk(self, sid: str, steps: list[tuple[str, int | None]], callback_url: str | None) -> None:
+        """Move message `sid` through `steps` on the timer, posting each to its StatusCallback.
+
+        Twilio sends no callback for a message's first status, only for each change after it
+        (twilio.com/docs/messaging/guides/outbound-message-status-in-status-callbacks).
+        """
+        try:
+            for status, code in steps:
+                if self._stopping.wait(self.callback_delay):
+                    return
+                now = format_datetime(datetime.now(timezone.utc).replace(microsecond=0))
+                with self._lock:
+                    resource = self._messages[sid]
+                    resource.update(status=status, date_updated=now, error_code=code)
+                    if status == "sent":
+                        resource["date_sent"] = now
+                    seen = dict(resource)
+                if callback_url:
+                    self._post_status(callback_url, seen)
+        finally:
+            with self._settled:
+                self._done.add(sid)
+                self._settled.notify_all()
+
+    def _post_status(self, url: str, message: dict) -> None:
+        """One status callback, with the fields and the signature Twilio's have."""
+        form = {"MessageSid": message["sid"], "SmsSid": message["sid"], "AccountSid": self.account_sid,
+                "From": message["from"], "To": message["to"], "MessageStatus": message["status"],
+                "SmsStatus": message["status"], "ApiVersion": API_VERSION}
+        if message["messaging_service_sid"]:
+            form["MessagingServiceSid"] = message["messaging_service_sid"]
+        if message["error_code"] is not None:
+            form["ErrorCode"] = str(message["error_code"])
+        signature = RequestValidator(self.auth_token).compute_signature(url, form)
+        try:
+            answer = requests.post(url, data=form, headers={"X-Twilio-Signature": signature}, timeout=CALLBACK_TIMEOUT)
+            status: int | str = answer.status_code
+        except requests.RequestException as exc:
+            status = type(exc).__name__  # Twilio logs an 11200 (HTTP retrieval failure) and moves on
+        with self._lock:
+            self.callbacks.append({"sid": message["sid"], "url": url, "form": form, "status": status})
 
     def _list(self, query: dict, path: str) -> tuple[int, dict]:
         try:
@@ -212,6 +345,14 @@ def _error(status: int, code: int | None, message: str | None) -> tuple[int, dic
                     "status": status}
 
 
+def _steps(initial: str, outcome: str, code: int | None) -> list[tuple[str, int | None]]:
+    """The statuses a message goes through after its first one, each with its error code."""
+    steps: list[tuple[str, int | None]] = [("queued", None)] if initial == "accepted" else []
+    if outcome == "failed":
+        return steps + [("failed", code)]
+    return steps + [("sent", None), (outcome, code)]
+
+
 def _parse_when(value: str) -> date | datetime:
     """Twilio takes YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ for DateSent filters."""
     if "T" in value:
@@ -251,9 +392,10 @@ class _Handler(BaseHTTPRequestHandler):
 
         listing, one = _LIST.match(parts.path), _ONE.match(parts.path)
         match = listing or one
-        if not self._authorized(match):
+        if not self._authorized():  # 20003: Authentication Error - invalid username/password
             return self._answer(seen, *_error(401, 20003, "Authenticate"))
-        if match is None or (one and method != "GET"):
+        # 20404: the resource was not found. Another account's URL is not found, whoever asks.
+        if match is None or (one and method != "GET") or match["account"] != api.account_sid:
             return self._answer(seen, *_error(404, 20404, f"The requested resource {parts.path} was not found"))
 
         script = api._next_script(method)
@@ -274,7 +416,7 @@ class _Handler(BaseHTTPRequestHandler):
             api._hold(script.hang)
         return self._answer(seen, status, payload)
 
-    def _authorized(self, match) -> bool:
+    def _authorized(self) -> bool:
         header = self.headers.get("Authorization", "")
         if not header.startswith("Basic "):
             return False
@@ -282,8 +424,7 @@ class _Handler(BaseHTTPRequestHandler):
             user, _, password = base64.b64decode(header[6:]).decode().partition(":")
         except ValueError:
             return False
-        account_ok = match is None or match["account"] == self.api.account_sid
-        return user == self.api.account_sid and password == self.api.auth_token and account_ok
+        return user == self.api.account_sid and password == self.api.auth_token
 
     def _answer(self, seen: dict, status: int, payload: dict) -> None:
         seen["status"] = status
