@@ -108,15 +108,21 @@ def test_danger_is_heard(rows):
     assert len(alerted) / len(danger) >= 0.90, [t for t, _ in steps if t not in alerted]
 
 
-@pytest.mark.parametrize("path", sorted(DATA.glob("triage_*.tsv")), ids=lambda p: p.stem)
+# The development sets only: the frozen one has floors of its own (test_triage.py), and a failure
+# here prints lines, which would make it development data (tests/data/README.md).
+@pytest.mark.parametrize("path", sorted(p for p in DATA.glob("triage_*.tsv") if p.stem != "triage_frozen"),
+                         ids=lambda p: p.stem)
 def test_the_model_keeps_false_emergencies_on_the_triage_sets_under_5_percent(path):
     rows = training.read_tsv(path)
     normal = [r for r in rows if r["level"] == "normal"]
     false = [r["text"] for r in normal if _at_menu(r["text"], r["lang"]).level == "emergency"]
     assert len(false) / max(1, len(normal)) <= 0.05, false
     emergencies = [r for r in rows if r["level"] == "emergency"]
-    missed = [r["text"] for r in emergencies if _at_menu(r["text"], r["lang"]).level != "emergency"]
-    assert not missed  # the model only adds: every emergency the lexicon hears is still one
+    # Every emergency is told 911 at once and alerts the counsellors (with "he's next to me" that is
+    # the short discreet line, which says 911, rather than the long emergency message).
+    steps = [(r["text"], _at_menu(r["text"], r["lang"])) for r in emergencies]
+    missed = [t for t, step in steps if "911" not in step.text or step.effect("emergency_alert") is None]
+    assert not missed
 
 
 def test_languages_are_told_apart():

@@ -50,23 +50,35 @@ def test_figures(triage, name):
     assert normal_fp <= 0.05
 
 
+def test_holdout6_figures(triage):
+    """Development since 2026-12-01 (it was the first frozen set; its misses were read). Tuned for its
+    emergencies by concept (a body in danger now, being driven off, a child with men, a gang's threat
+    for tonight): 30/45 -> 42/45. Its high lines are not tuned yet (33/55), so it has floors of its own
+    rather than test_figures' thresholds."""
+    rows = _rows("triage_holdout6.tsv")
+    by = {lv: [triage.assess(r["text"]).level for r in rows if r["level"] == lv] for lv in LEVELS}
+    assert by["emergency"].count("emergency") >= 42
+    assert sum(got in ("high", "emergency") for got in by["high"]) >= 33
+    assert "emergency" not in by["normal"]
+
+
 def test_frozen_figures(triage):
     """The frozen set, never tuned on (tests/data/README.md): floors at its first measurement
-    (emergency 30/45, high+ 33/55, normal -> emergency 0/60). Below them a change lost ground on
+    (emergency 34/50, high+ 24/50, normal -> emergency 0/50). Below them a change lost ground on
     wording nobody tuned for; above them, raise nothing: the figures quoted are the first ones."""
     rows = _rows("triage_frozen.tsv")
-    by = {lv: [(triage.assess(r["text"]).level, r["text"]) for r in rows if r["level"] == lv] for lv in LEVELS}
-    missed = [text for got, text in by["emergency"] if got != "emergency"]
-    assert len(by["emergency"]) - len(missed) >= 30, missed
-    assert sum(got in ("high", "emergency") for got, _ in by["high"]) >= 33
-    assert not [text for got, text in by["normal"] if got == "emergency"]
+    by = {lv: [triage.assess(r["text"]).level for r in rows if r["level"] == lv] for lv in LEVELS}
+    assert by["emergency"].count("emergency") >= 34
+    assert sum(got in ("high", "emergency") for got in by["high"]) >= 24
+    assert "emergency" not in by["normal"]
 
 
 def test_frozen_emergencies_told_911_by_the_whole_engine():
     """The same set as a texter at the menu meets it (lexicon and intent model together): first
-    measurement 40/45 told 911 at once, 37/45 alerting the counsellors."""
+    measurement 45/50 told 911 at once, 42/50 alerting the counsellors. The lines missed are not
+    printed: reading them would make the set development data."""
     engine = flow_engine("Kern Support Line")
-    not_told, alerted = [], 0
+    not_told = alerted = 0
     for r in _rows("triage_frozen.tsv"):
         if r["level"] != "emergency":
             continue
@@ -75,16 +87,16 @@ def test_frozen_emergencies_told_911_by_the_whole_engine():
             engine.step(conv, first, i)
             conv.new = False
         step = engine.step(conv, r["text"], 10)
-        if "911" not in step.text:
-            not_told.append(r["text"])
+        not_told += "911" not in step.text
         alerted += step.effect("emergency_alert") is not None
-    assert len(not_told) <= 5, not_told
-    assert alerted >= 37
+    assert not_told <= 5
+    assert alerted >= 42
 
 
 @pytest.mark.parametrize("name,size", [("triage_extra.tsv", 80), ("triage_holdout.tsv", 140),
                                        ("triage_holdout2.tsv", 60), ("triage_holdout3.tsv", 120),
-                                       ("triage_holdout4.tsv", 60), ("triage_holdout5.tsv", 110)])
+                                       ("triage_holdout4.tsv", 60), ("triage_holdout5.tsv", 110),
+                                       ("triage_holdout6.tsv", 160), ("triage_frozen.tsv", 150)])
 def test_own_sets_are_big_and_bilingual(name, size):
     rows = _rows(name)
     assert len(rows) >= size
