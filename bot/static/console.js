@@ -85,15 +85,6 @@
     box.dispatchEvent(new Event("input"));
   }
 
-  // A form marked data-once goes once: a double click must not ask twice (the server refuses a second
-  // retry anyway; this spares the counsellor its "already on its way" page).
-  document.addEventListener("submit", function (event) {
-    var form = event.target;
-    if (!form.hasAttribute || !form.hasAttribute("data-once")) { return; }
-    if (form.getAttribute("data-sent")) { event.preventDefault(); return; }
-    form.setAttribute("data-sent", "1");
-  });
-
   document.addEventListener("click", function (event) {
     var button = event.target.closest ? event.target.closest("[data-dismiss]") : null;
     if (button) { button.parentNode.hidden = true; }

@@ -119,16 +119,21 @@ def failed_reply(alice, conv_id, twilio_api, run_jobs, text="Are you still there
     return alice.get(f"/console/c/{conv_id}/live").get_data(as_text=True)
 
 
-@pytest.mark.parametrize("code, words", [
-    (21211, "not a valid phone number"),
-    (21610, "the texter has opted out (STOP)"),
-    (21614, "not a mobile number"),
+@pytest.mark.parametrize("code, words, refusal", [
+    (21211, "not a valid phone number", "sending it again cannot help"),
+    (21610, "the texter has opted out (STOP)", "The texter sent STOP"),  # and the conversation is opted out
+    (21614, "not a mobile number", "sending it again cannot help"),
 ])
-def test_a_refused_reply_says_why_in_plain_words_and_offers_no_useless_retry(held, twilio_api, run_jobs, code, words):
+def test_a_refused_reply_says_why_in_plain_words_and_offers_no_useless_retry(held, twilio_api, run_jobs, staff, code,
+                                                                            words, refusal):
     alice, conv_id = held
     live = failed_reply(alice, conv_id, twilio_api, run_jobs, status=400, code=code, message="refused")
     assert f"Not received: {words}" in live
     assert ">Retry</button>" not in live
+    (outbound_id,) = re.findall(r'data-outbound="([0-9a-f]{24})"', live)
+    answer = alice.post(f"/console/c/{conv_id}/retry/{outbound_id}")
+    assert answer.status_code == 409 and refusal in answer.get_data(as_text=True)
+    assert sends(staff) == 0
 
 
 def test_a_reply_twilio_never_took_shows_why_and_retry_sends_it_once(held, texter, twilio_api, run_jobs, staff):
