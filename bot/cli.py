@@ -154,7 +154,7 @@ def _banner(host: str, port: int, bindir: str) -> str:
     url = f"http://{host}:{port}"
     helpline = _command_name(bindir)
     return f"""
-The help line is running at {url}/
+The help line is running.
   Front door (what is running, next steps):  {url}/
   Web chat:  {url}/chat        Console: {url}/console
   Add a counsellor, to sign in to the console:  {helpline} counsellor add NAME --supervisor
