@@ -44,7 +44,9 @@ def replied(app, alice, run_jobs, twilio_api, address: str, channel: str = "sms"
 
     run_jobs()
 
-    [sent] = [m for m in twilio_api.sent if m["To"] == address]
+    created = [m for m in twilio_api.sent if m["To"] == address]
+    assert len(created) == 1, f"Twilio answered {[r['status'] for r in twilio_api.requests]}; created {len(created)}"
+    sent = created[0]
     assert sent["Body"] == REPLY
     assert twilio_api.wait_settled(sent["sid"]), "the fake never finished the message's status changes"
     return conv_id, sent
@@ -93,8 +95,8 @@ def test_with_only_a_messaging_service_the_reply_goes_through_it_without_from(al
     assert sent["MessagingServiceSid"] == sending.messaging_service_sid and "From" not in sent
     callbacks = sending.callbacks_for(sent["sid"])
     # The service chose a sender of the texter's channel; Twilio reports it in every callback.
-    assert {c["form"]["From"] for c in callbacks} == {address.removesuffix(address.rpartition(":")[2])
-                                                      + sending.from_number}
+    ours = f"whatsapp:{sending.from_number}" if channel == "whatsapp" else sending.from_number
+    assert {c["form"]["From"] for c in callbacks} == {ours}
     assert [c["form"]["MessageStatus"] for c in callbacks] == ["queued", "sent", "delivered"]
     assert shown(alice, conv_id)[0] == ["delivered"]
 
