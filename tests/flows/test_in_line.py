@@ -205,3 +205,16 @@ def test_a_spanish_command_in_an_english_conversation_is_answered_in_spanish(wor
     assert chat.conv.lang == "en"
     step = chat.send(word)
     assert chat.conv.lang == "es" and step.replies[0] == text("es", "help")
+
+
+@pytest.mark.parametrize("lang, nudge", [("en", "hello"), ("es", "oye")])
+def test_a_quiet_wait_is_reassured_again_once_ten_minutes_have_passed(lang, nudge):
+    chat = in_line(lang)
+    assert chat.send(nudge).replies == [text(lang, "waiting_reassure")]
+    reassured = chat.now
+
+    chat.now = reassured + 598  # the next message comes 9 min 59 s after the reassurance
+    assert chat.send(nudge).replies == []  # a phone that lights up every message is not discreet
+    chat.now = reassured + 599  # ten minutes after it
+    assert chat.send(nudge).replies == [text(lang, "waiting_reassure")]  # not forgotten in a long wait
+    assert chat.send(nudge).replies == []  # and the ten quiet minutes start again
