@@ -87,11 +87,13 @@ class WebTexter:
         body = answer.get_json()
         if answer.status_code != 200:
             return self._trouble(body)
+        if body.get("open") is False:  # erased, or ended by a counsellor: the page closes the chat here too
+            return Answer([*body["replies"], self._words("error_ended")], over=True)
         return Answer(body["replies"], body["choices"])
 
     def label(self, sender: str) -> str:
         if sender == "counsellor":
-            return self.helpline.flows.catalog.render(self.lang, "chat_counsellor")
+            return self._words("counsellor")
         return self.helpline.flows.helpline_name
 
     def _trouble(self, body: dict) -> Answer:
@@ -99,8 +101,11 @@ class WebTexter:
         over = error in ("not_found", "ended", "chat_full")
         if body and body.get("replies"):  # the store is down (the safety numbers), or the chat is full
             return Answer(body["replies"], over=over)
-        word = WEB_ERRORS.get(error, "error_network")
-        return Answer([self.helpline.flows.catalog.render(self.lang, f"chat_{word}")], over=over)
+        return Answer([self._words(WEB_ERRORS.get(error, "error_network"))], over=over)
+
+    def _words(self, name: str) -> str:
+        """The chat page's own words (chat_<name> in the catalogs), in the chat's language."""
+        return self.helpline.flows.catalog.render(self.lang, f"chat_{name}")
 
 
 class Screen:

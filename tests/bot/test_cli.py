@@ -44,6 +44,17 @@ def test_terminal_web_chat_opens_in_the_language_asked_for(redis_url, redis_clie
     assert "call 911" in english.output and "[1] Yes, it is safe" in english.output
 
 
+def test_terminal_web_chat_ends_as_the_page_does_when_the_chat_is_erased(redis_url, redis_client, tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("HELPLINE_INSTANCE_PATH", str(tmp_path / "instance"))
+    result = CliRunner().invoke(main, ["chat", "--as", "web"], input="delete\nyes\nhello\n")
+    assert result.exit_code == 0, result.output
+    assert result.output.rstrip().endswith("This chat has ended. You can start a new one whenever you like.")
+    assert "you> hello" not in result.output  # the chat is over: nothing more is read
+    assert not redis_client.keys("c:*")
+
+
 def test_terminal_chat_options_that_do_not_fit_the_channel_are_refused():
     refused = CliRunner().invoke(main, ["chat", "--lang", "es"])
     assert refused.exit_code == 2 and "a text is answered in the language it is written in" in refused.output
