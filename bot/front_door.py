@@ -42,8 +42,7 @@ def index():
         return redirect(choice, 302)
     health, _ = check()
     return render_template("front_door.html", health=health, counsellors=_any_counsellor(health),
-                           min_password=accounts.MIN_PASSWORD,
-                           dashboard="console.dashboard" in current_app.view_functions)
+                           min_password=accounts.MIN_PASSWORD)
 
 
 def _any_counsellor(health: dict) -> bool | None:
