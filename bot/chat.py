@@ -43,6 +43,8 @@ UNTOUCHED_TTL = 24 * 3600
 LIVE_SENDERS = ("counsellor", "system")
 # A page without a live stream asks for counsellor replies every few seconds; this is well above that.
 REPLY_POLLS_PER_MINUTE = 30
+# Told to a page whose chat is over; the page then offers a new chat.
+ENDED = "event: ended\ndata: {}\n\n"
 MAX_INDEX = 10**6  # far past any transcript (bot.store.TRANSCRIPT_MAX); Redis refuses an index past 2^63
 # The page's own words; each is chat_<name> in the catalogs.
 PAGE_WORDS = (
@@ -153,6 +155,9 @@ def post_message():
     _limit("chat-msg", "addr:" + client_address(), per_chat * 10, 60)
     helpline = get_helpline()
     cid = _conversation_of(token)
+    if over(helpline.store.load(cid)):
+        # The page offers a new chat instead; it keeps what was typed, for the new one.
+        raise ChatError(409, "ended", detail="this chat has ended; start a new one")
     _limit("chat-msg", "token:" + token, per_chat, 60)
     _total_within(helpline, token, cid)
 
@@ -164,7 +169,7 @@ def post_message():
     except ConversationGone:
         raise ChatError(404, "not_found", detail="this chat has ended or never existed") from None
     conv = helpline.store.load(cid)
-    return jsonify(replies=outcome.replies, choices=choices(conv), open=conv is not None)
+    return jsonify(replies=outcome.replies, choices=choices(conv), open=not over(conv))
 
 
 @bp.post("/api/exit")
@@ -215,8 +220,10 @@ def replies():
         seen = None
     if seen is None or not -1 <= seen <= MAX_INDEX:
         raise ChatError(400, "bad_request", detail="after must be a transcript index") from None
-    found = [{"id": index, **reply} for reply, index in _live_entries(get_store(), cid, seen)]
-    return jsonify(replies=found)
+    store = get_store()
+    found = [{"id": index, **reply} for reply, index in _live_entries(store, cid, seen)]
+    # Read after the replies: a page told "not open" has every reply written before the end.
+    return jsonify(replies=found, open=not over(store.load(cid)))
 
 
 def _stream(store, pubsub, claim: Claim, seen: int):
@@ -224,14 +231,20 @@ def _stream(store, pubsub, claim: Claim, seen: int):
         yield "retry: 2000\nevent: live\ndata: {}\n\n"
         for reply, seen in _live_entries(store, claim.conv_id, seen):
             yield _frame(reply, seen)
+        if over(store.load(claim.conv_id)):
+            yield ENDED  # a page reconnecting to a chat that ended meanwhile
         for event in listen(pubsub):
             if event is None:
                 yield ": still here\n\n"
-            elif event.get("kind") == "reply":
+            elif event.get("kind") in ("reply", "ended"):
                 for reply, seen in _live_entries(store, claim.conv_id, seen):
                     yield _frame(reply, seen)
+                if event["kind"] == "ended" and over(store.load(claim.conv_id)):
+                    # The closing message is written just after this: the stream goes on to carry it,
+                    # and the page closes the stream when it hears "ended" a second time.
+                    yield ENDED
             elif event.get("kind") == "erased":
-                yield "event: ended\ndata: {}\n\n"
+                yield ENDED
                 return
             elif claim.superseded_by(event):
                 return  # the same page opened a newer stream: this one is a ghost
@@ -244,6 +257,13 @@ def _stream(store, pubsub, claim: Claim, seen: int):
             claim.release()
         except redis.RedisError:
             pass  # the claim expires by itself (chat_streams.SLACK_SECONDS)
+
+
+def over(conv: Conversation | None) -> bool:
+    """Is this chat over: erased, or ended by a counsellor? Unlike an SMS thread, where a text after
+    the end starts again, a web chat is not taken up again: the page offers a new one."""
+    # bot.console.handoff.end records the outcome, and nothing takes it away.
+    return conv is None or "outcome" in conv.slots
 
 
 def _frame(reply: dict, index: int) -> str:

@@ -19,8 +19,12 @@
   const input = document.getElementById("text");
   const sendButton = document.getElementById("send");
   const restartButton = document.getElementById("restart");
+  const exitButton = document.getElementById("exit");
+  const exitHint = document.getElementById("exit-hint");
 
   let token = null;
+  let over = false; // the server said this chat is over: nothing more can be sent on it
+  let endsHeard = 0; // how often the stream or the polling said so
   let stream = null;
   let streamRetry = null;
   let busy = false;
@@ -72,14 +76,29 @@
 
   const senders = { you: words.you, bot: root.dataset.name, counsellor: words.counsellor, system: root.dataset.name };
 
-  function addMessage(from, text) {
+  // `choices`: the buttons that come with this message. Its lines that list them ("2 Questions about
+  // your work or home") are kept for screen readers but hidden from sight, so that a phone shows the
+  // choices once, as buttons. SMS keeps the numbered text: this is the web page's presentation only.
+  function addMessage(from, text, choices) {
     const item = document.createElement("li");
     item.className = "msg msg-" + from;
     const who = document.createElement("span");
     who.className = from === "counsellor" ? "who" : "who sr-only";
     who.textContent = senders[from] || senders.bot;
     const body = document.createElement("p");
-    body.textContent = text;
+    const numbers = new Set((choices || []).map(function (choice) { return choice.send; }));
+    text.split("\n").forEach(function (line, n) {
+      const shown = n ? "\n" + line : line;
+      const number = /^\s*(\d+)[\s.)]/.exec(line);
+      if (number && numbers.has(number[1])) {
+        const listed = document.createElement("span");
+        listed.className = "sr-only listed";
+        listed.textContent = shown;
+        body.append(listed);
+      } else {
+        body.append(shown);
+      }
+    });
     item.append(who, body);
     log.append(item);
     toBottom();
@@ -100,7 +119,12 @@
       const button = document.createElement("button");
       button.type = "button";
       button.className = "choice";
-      button.textContent = choice.label;
+      // The number the message's hidden list gives it, for whoever would rather type; its name is the label.
+      const number = document.createElement("span");
+      number.className = "number";
+      number.setAttribute("aria-hidden", "true");
+      number.textContent = choice.send;
+      button.append(number, choice.label);
       button.addEventListener("click", function () {
         send(choice.send, choice.label);
         input.focus();
@@ -113,7 +137,7 @@
 
   function setBusy(value) {
     busy = value;
-    sendButton.disabled = value || !token;
+    sendButton.disabled = value || !token || over;
     log.setAttribute("aria-busy", value ? "true" : "false");
     choicesBox.querySelectorAll("button").forEach(function (b) { b.disabled = value; });
   }
@@ -121,14 +145,13 @@
   function setOpen(open) {
     input.disabled = !open;
     sendButton.disabled = !open || busy;
-    form.hidden = !open;
     restartButton.hidden = open;
   }
 
   function pauseSending(seconds) {
     sendButton.disabled = true;
     setTimeout(function () {
-      if (token && !busy) sendButton.disabled = false;
+      if (token && !busy && !over) sendButton.disabled = false;
       if (status.textContent === words.slow_down) say("");
     }, Math.max(1, seconds) * 1000);
   }
@@ -144,7 +167,7 @@
     if (answer && answer.status === 201) {
       token = answer.data.token;
       say("");
-      answer.data.replies.forEach(function (text) { addMessage("bot", text); });
+      answer.data.replies.forEach(function (text) { addMessage("bot", text, answer.data.choices); });
       showChoices(answer.data.choices);
       setOpen(true);
       openStream();
@@ -160,12 +183,14 @@
 
   async function send(text, shown) {
     text = text.trim();
-    if (!token || busy || !text) return;
+    if (!token || over || busy || !text) return;
     if (text.length > MAX_TEXT) {
       say(words.too_long);
       return;
     }
     say("");
+    // The buttons are about to go: the lines that listed them read as in a text thread again.
+    log.querySelectorAll(".listed.sr-only").forEach(function (line) { line.classList.remove("sr-only"); });
     const bubble = addMessage("you", shown || text);
     if (!shown) input.value = "";
     showChoices([]);
@@ -177,7 +202,7 @@
       handBack(bubble, text, shown);
       say(words.error_network);
     } else if (answer.status === 200) {
-      answer.data.replies.forEach(function (reply) { addMessage("bot", reply); });
+      answer.data.replies.forEach(function (reply) { addMessage("bot", reply, answer.data.choices); });
       showChoices(answer.data.choices);
       if (!answer.data.open) ended();
     } else if (answer.status === 429) {
@@ -187,11 +212,17 @@
     } else if (answer.status === 404) {
       bubble.remove();
       ended();
+      closeStream();
+    } else if (answer.data.error === "ended") {
+      // A counsellor ended the chat as this was sent: it stays in the box, for a new chat.
+      handBack(bubble, text, shown);
+      ended();
     } else if (answer.data.error === "chat_full") {
       // This chat has taken all it may: say why, and offer a new one.
       handBack(bubble, text, shown);
       answer.data.replies.forEach(function (reply) { addMessage("bot", reply); });
       ended();
+      closeStream();
     } else if (answer.data.error === "too_long") {
       handBack(bubble, text, shown);
       say(words.too_long);
@@ -208,13 +239,24 @@
     if (!shown && !input.value) input.value = text;
   }
 
+  // The chat is over: ended by a counsellor, erased, or full. Quick exit still erases it.
   function ended() {
-    token = null;
-    closeStream();
+    if (over) return;
+    over = true;
     showChoices([]);
     say(words.error_ended);
     setOpen(false);
+    toBottom(); // the log is shorter now: its last message stays in sight
     restartButton.focus();
+  }
+
+  // The stream (or the polling) says the chat is over. A counsellor's closing message is written just
+  // after the end, so the stream stays open for it; hearing "ended" again (on the stream's next
+  // reconnect, or the next poll) closes it.
+  function heardEnd() {
+    endsHeard += 1;
+    if (endsHeard > 1) closeStream();
+    ended();
   }
 
   // -- counsellor replies, live ---------------------------------------------------
@@ -234,7 +276,7 @@
     stream.addEventListener("reply", function (event) {
       showLive(event.lastEventId, JSON.parse(event.data));
     });
-    stream.addEventListener("ended", ended);
+    stream.addEventListener("ended", heardEnd);
     stream.addEventListener("error", function () {
       // EventSource reconnects by itself after a stream ends; after a refusal it gives up, so try later.
       if (stream && stream.readyState === EventSource.CLOSED) {
@@ -271,10 +313,14 @@
     } catch (err) {
       return; // offline for now: the next tick tries again
     }
-    if (response.status === 404) return ended();
+    if (response.status === 404) {
+      ended();
+      return closeStream();
+    }
     if (response.status !== 200) return;
     const data = await response.json();
     data.replies.forEach(function (reply) { showLive(reply.id, reply); });
+    if (!data.open) heardEnd();
   }
 
   function closeStream() {
@@ -309,7 +355,17 @@
     }
   }
 
-  document.getElementById("exit").addEventListener("click", quickExit);
+  exitButton.addEventListener("click", quickExit);
+
+  // "or press Esc" only where there is a keyboard to press it on (a phone has the button alone).
+  const keyboard = window.matchMedia("(hover: hover) and (pointer: fine)");
+  function showExitHint() {
+    exitHint.hidden = !keyboard.matches;
+    if (keyboard.matches) exitButton.setAttribute("aria-describedby", exitHint.id);
+    else exitButton.removeAttribute("aria-describedby");
+  }
+  showExitHint();
+  keyboard.addEventListener("change", showExitHint);
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape") {
       event.preventDefault();
@@ -322,7 +378,13 @@
     send(input.value);
   });
 
+  // A new chat on this page: a new token; the old one is forgotten here (the server keeps that
+  // conversation for its counsellors, as ever).
   restartButton.addEventListener("click", function () {
+    closeStream();
+    token = null;
+    over = false;
+    endsHeard = 0;
     log.replaceChildren();
     shownLive.clear();
     lastLive = -1;

@@ -52,6 +52,7 @@ def test_the_menu_and_typed_answers_lead_to_a_handoff_on_channel_web(app, client
     queued = say(client, token, "1").json
 
     assert "You are in line" in queued["replies"][0]
+    assert not any("text you" in reply for reply in queued["replies"])  # a web page is not texted
     assert queued["choices"] == [] and queued["open"] is True
     cid = conv_id(app, token)
     assert [w[0] for w in app.extensions["waiting"].waiting()] == [cid]
@@ -59,6 +60,26 @@ def test_the_menu_and_typed_answers_lead_to_a_handoff_on_channel_web(app, client
     assert (conv.channel, conv.handoff, conv.consent) == ("web", "waiting", True)
     texts = [(e["from"], e["text"]) for e in app.extensions["store"].transcript(cid)]
     assert ("texter", "talk to a person") in texts
+
+
+@pytest.mark.parametrize("lang, greeting", [
+    ("en", "hi"), ("en", "hello"), ("en", "hey there"), ("en", "good morning"),
+    ("es", "hola"), ("es", "buenas"), ("es", "buenos días"), ("es", "hola buenas tardes"),
+])
+def test_a_greeting_first_in_the_web_chat_gets_the_safety_question_again_then_the_quick_start_works(
+        app, client, lang, greeting):
+    """The quick start's "say hi, then 1, 1, 1": the page has already said hello, and "hi" is not a wrong answer."""
+    opened = open_chat(client, lang)
+    token = opened["token"]
+
+    hello = say(client, token, greeting).json
+    assert hello["replies"] == opened["replies"]  # the welcome's question again, not a guess at a meaning
+    assert hello["choices"] == opened["choices"]
+    assert app.extensions["store"].load(conv_id(app, token)).state == "safe_check"
+    for text in ("1", "1", "1"):
+        last = say(client, token, text).json
+    assert app.extensions["store"].load(conv_id(app, token)).handoff == "waiting"
+    assert last["open"] is True
 
 
 def test_a_repeated_client_id_is_answered_once(app, client):

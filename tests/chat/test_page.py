@@ -11,9 +11,13 @@ import pytest
 from playwright.sync_api import expect
 
 from bot.console import accounts
+from tests.chat.test_streams import counsellor_writes
 
 PASSWORD = "correct horse battery staple"
 PHONE = {"width": 360, "height": 640}
+# A phone has a touch screen and no keyboard; a desktop a mouse and a keyboard.
+SCREENS = {"phone": {"viewport": PHONE, "is_mobile": True, "has_touch": True},
+           "desktop": {"viewport": {"width": 1280, "height": 800}}}
 
 
 @pytest.fixture
@@ -190,17 +194,122 @@ def test_other_sites_cannot_frame_the_chat(partners, site, visitor):
     assert page.frame_locator("iframe").locator("#chat").count() == 0
 
 
-def test_the_page_fits_a_360_pixel_phone(site, browser):
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
-    page = context.new_page()
-    open_chat(page, site + "/chat?lang=es")
-    page.get_by_role("button", name="Sí, es seguro").click()
-    expect(page.get_by_role("log")).to_contain_text("¿En qué te ayudamos?")
+def listed_lines(page) -> list[dict]:
+    """Each line of the log that lists an answer button: its text and whether it takes room on screen."""
+    return page.evaluate("""() => Array.from(document.querySelectorAll('#log .msg p span'), line => {
+        const box = line.getBoundingClientRect();
+        return {text: line.textContent.trim(), seen: box.width > 1 && box.height > 1};
+    })""")
 
-    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-    for control in (page.get_by_role("button", name="Salir rápido"), page.get_by_label("Tu mensaje"),
-                    page.get_by_role("button", name="Enviar")):
-        expect(control).to_be_in_viewport(ratio=1)  # wholly on screen, with six answer buttons showing
+
+@pytest.mark.parametrize("screen, lang, safe, question, first", [
+    ("phone", "es", "Sí, es seguro", "¿En qué te ayudamos?", "1 Hablar con una persona consejera"),
+    ("desktop", "en", "Yes, it is safe", "How can we help?", "1 Talk to a counselor"),
+])
+def test_the_choices_show_once_as_buttons_and_the_whole_menu_fits_the_screen(site, browser, screen, lang, safe,
+                                                                             question, first):
+    context = browser.new_context(**SCREENS[screen])
+    page = context.new_page()
+    open_chat(page, f"{site}/chat?lang={lang}")
+    buttons = page.get_by_role("group").get_by_role("button")
+    expect(buttons).to_have_count(2)
+    for n in range(2):
+        expect(buttons.nth(n)).to_be_in_viewport(ratio=1)
+
+    page.get_by_role("button", name=safe).click()
+    menu = page.locator("#log .msg-bot").last
+    expect(menu).to_contain_text(question)
+    expect(buttons).to_have_count(6)
+    # The whole menu on screen at once, its question and every answer, without scrolling.
+    expect(menu).to_be_in_viewport(ratio=1)
+    for n in range(6):
+        expect(buttons.nth(n)).to_be_in_viewport(ratio=1)
+    for control in (page.locator("#exit"), page.get_by_role("textbox"), page.locator("#send")):
+        expect(control).to_be_in_viewport(ratio=1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= SCREENS[screen]["viewport"]["width"]
+    # The numbered list is there for a screen reader, and takes no room on screen: the buttons show it.
+    assert first in page.locator("#log").aria_snapshot()
+    lines = listed_lines(page)
+    assert [line["text"][:1] for line in lines] == list("123456") and not any(line["seen"] for line in lines)
+
+    # Once answered, the buttons go, and the message reads as in a text thread again.
+    buttons.first.click()
+    expect(page.locator("#log .msg-bot")).to_have_count(3)
+    assert all(line["seen"] for line in listed_lines(page))
+    context.close()
+
+
+@pytest.mark.parametrize("screen", ["phone", "desktop"])
+def test_press_esc_is_offered_only_where_there_is_a_keyboard(site, browser, screen):
+    context = browser.new_context(**SCREENS[screen])
+    page = context.new_page()
+    open_chat(page, site + "/chat")
+    leave = page.get_by_role("button", name="Leave quickly")
+    expect(leave).to_be_visible()  # the way out is on every screen
+    if screen == "desktop":
+        expect(page.get_by_text("or press Esc")).to_be_visible()
+        expect(leave).to_have_accessible_description("or press Esc")
+    else:
+        assert "Esc" not in page.locator("body").inner_text()  # not in the page, nor in the bot's welcome
+        expect(leave).to_have_accessible_description("")
+    context.close()
+
+
+@pytest.mark.parametrize("screen", ["phone", "desktop"])
+def test_when_the_counsellor_ends_the_chat_the_page_says_so_and_offers_a_new_one(app, site, browser, screen,
+                                                                                 redis_client):
+    context = browser.new_context(**SCREENS[screen])
+    page = context.new_page()
+    tokens = []
+    page.on("response", lambda r: r.url.endswith("/chat/api/session") and tokens.append(r.json()["token"]))
+    open_chat(page, site + "/chat")
+    log, box = page.get_by_role("log"), page.get_by_label("Your message")
+    page.get_by_role("button", name="Yes, it is safe").click()
+    page.get_by_role("button", name="Talk to a counselor").click()
+    page.get_by_role("button", name="Yes", exact=True).click()
+    expect(log).to_contain_text("You are in line")
+
+    counsellor, desk = signed_in_counsellor(app, browser, site)
+    desk.locator("#queue tr[data-conv]").get_by_role("button", name="Claim").click()
+    desk.locator("#reply-text").fill("I'm glad you wrote. Take care of yourself.")
+    desk.locator("#reply-send").click()
+    expect(page.locator("#log .msg-counsellor")).to_contain_text("Take care of yourself")
+    desk.select_option("select[name=outcome]", "resolved")
+    desk.once("dialog", lambda dialog: dialog.accept())  # "End this conversation?" if the console asks
+    desk.get_by_role("button", name="End conversation").click()
+    desk.wait_for_url(lambda url: "/console/c/" not in url)  # ended: the console has left the conversation
+    counsellor.close()
+
+    expect(log).to_contain_text("This conversation has ended. Thank you for reaching out.")
+    expect(page.locator("#log .msg").last).to_be_in_viewport(ratio=1)  # the closing message, in sight
+    expect(page.get_by_role("status")).to_have_text("This chat has ended. You can start a new one whenever you like.")
+    expect(box).to_be_disabled()
+    expect(page.get_by_role("button", name="Send")).to_be_disabled()
+    new_chat = page.get_by_role("button", name="Start a new chat")
+    expect(new_chat).to_be_in_viewport(ratio=1)
+    expect(new_chat).to_be_focused()
+    page.evaluate("window.notReloaded = true")
+
+    new_chat.click()
+    expect(page.locator("#log .msg")).to_have_count(1)  # only the new welcome: the old chat is gone from the page
+    expect(log).to_contain_text("Is it safe for you to chat right now?")
+    expect(box).to_be_enabled()
+    expect(new_chat).to_be_hidden()
+    expect(page.get_by_role("status")).to_have_text("")
+    assert page.evaluate("window.notReloaded") is True
+    assert len(tokens) == 2 and tokens[0] != tokens[1]
+    # The page listens to the new chat only: what is written to the old one does not reach it.
+    counsellor_writes(app, tokens[0], "Written to the chat that ended.")
+    counsellor_writes(app, tokens[1], "Written to the new chat.")
+    expect(page.locator("#log .msg-counsellor")).to_have_text(["CounselorWritten to the new chat."])
+
+    page.get_by_role("button", name="Yes, it is safe").click()
+    expect(log).to_contain_text("How can we help?")
+    store = app.extensions["store"]
+    with app.app_context():
+        old, new = (store.load(app.extensions["helpline"].conversation_id("web", t)) for t in tokens)
+    assert new.state == "menu"  # the new chat took the answer
+    assert old.slots["outcome"] == "resolved" and old.state == "chat_ended"  # the ended one is left as it was
     context.close()
 
 
@@ -273,8 +382,6 @@ def test_stop_end_quit_cancel_are_ordinary_words_in_the_web_chat(app, site, brow
 
 
 def test_a_page_refused_a_live_stream_still_shows_the_counsellors_reply_by_polling(app, site, visitor):
-    from tests.chat.test_streams import counsellor_writes
-
     app.config["CHAT_STREAMS_PER_ADDRESS"] = 0  # as when this address already holds its share
     page = visitor
     token = {}
