@@ -255,9 +255,11 @@ def test_press_esc_is_offered_only_where_there_is_a_keyboard(site, browser, scre
     context.close()
 
 
-@pytest.mark.parametrize("screen", ["phone", "desktop"])
-def test_when_the_counsellor_ends_the_chat_the_page_says_so_and_offers_a_new_one(app, site, browser, screen,
-                                                                                 redis_client):
+@pytest.mark.parametrize("screen, live", [("phone", "stream"), ("desktop", "stream"), ("desktop", "polling")])
+def test_when_the_counsellor_ends_the_chat_the_page_says_so_and_offers_a_new_one(app, site, browser, screen, live):
+    if live == "polling":
+        app.config["CHAT_STREAMS_PER_ADDRESS"] = 0  # no stream for this page: it asks every 5 s
+    wait = 12_000  # ms: two polls
     context = browser.new_context(**SCREENS[screen])
     page = context.new_page()
     tokens = []
@@ -273,16 +275,17 @@ def test_when_the_counsellor_ends_the_chat_the_page_says_so_and_offers_a_new_one
     desk.locator("#queue tr[data-conv]").get_by_role("button", name="Claim").click()
     desk.locator("#reply-text").fill("I'm glad you wrote. Take care of yourself.")
     desk.locator("#reply-send").click()
-    expect(page.locator("#log .msg-counsellor")).to_contain_text("Take care of yourself")
+    expect(page.locator("#log .msg-counsellor")).to_contain_text("Take care of yourself", timeout=wait)
     desk.select_option("select[name=outcome]", "resolved")
     desk.once("dialog", lambda dialog: dialog.accept())  # "End this conversation?" if the console asks
     desk.get_by_role("button", name="End conversation").click()
     desk.wait_for_url(lambda url: "/console/c/" not in url)  # ended: the console has left the conversation
     counsellor.close()
 
-    expect(log).to_contain_text("This conversation has ended. Thank you for reaching out.")
+    expect(log).to_contain_text("This conversation has ended. Thank you for reaching out.", timeout=wait)
     expect(page.locator("#log .msg").last).to_be_in_viewport(ratio=1)  # the closing message, in sight
-    expect(page.get_by_role("status")).to_have_text("This chat has ended. You can start a new one whenever you like.")
+    expect(page.get_by_role("status")).to_have_text("This chat has ended. You can start a new one whenever you like.",
+                                                    timeout=wait)
     expect(box).to_be_disabled()
     expect(page.get_by_role("button", name="Send")).to_be_disabled()
     new_chat = page.get_by_role("button", name="Start a new chat")
@@ -301,7 +304,7 @@ def test_when_the_counsellor_ends_the_chat_the_page_says_so_and_offers_a_new_one
     # The page listens to the new chat only: what is written to the old one does not reach it.
     counsellor_writes(app, tokens[0], "Written to the chat that ended.")
     counsellor_writes(app, tokens[1], "Written to the new chat.")
-    expect(page.locator("#log .msg-counsellor")).to_have_text(["CounselorWritten to the new chat."])
+    expect(page.locator("#log .msg-counsellor")).to_have_text(["CounselorWritten to the new chat."], timeout=wait)
 
     page.get_by_role("button", name="Yes, it is safe").click()
     expect(log).to_contain_text("How can we help?")
