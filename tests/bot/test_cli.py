@@ -6,7 +6,6 @@ import os
 import subprocess
 
 import pytest
-import redis
 from click.testing import CliRunner
 
 from bot import events
