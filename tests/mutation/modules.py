@@ -45,7 +45,7 @@ def _security(*names: str) -> tuple[str, ...]:
 # Smallest first, so a stopped run has finished the most modules.
 MODULES = (
     Module("workers/sender.py", (
-        "tests/workers/test_sender.py", "tests/workers/test_twilio_api.py",
+        "tests/workers/test_sender.py", "tests/workers/test_sender_refusals.py", "tests/workers/test_twilio_api.py",
     )),
     Module("bot/store.py", (
         "tests/bot/test_sms.py", "tests/bot/test_store_threads.py", "tests/bot/test_hardening.py",
@@ -63,7 +63,7 @@ MODULES = (
     )),
     # Every function but the record's parsing from Redis (a broken one fails every test that loads one).
     Module("bot/outbound.py", (
-        "tests/workers/test_sender.py", "tests/console/test_conversation.py",
+        "tests/workers/test_sender.py", "tests/workers/test_sender_refusals.py", "tests/console/test_conversation.py",
     ), functions=(
         "x_check_may_text", "x_queue_reply", "x__enqueue", "x_requeue", "x_missing_settings", "x_load",
         "x_begin_attempt", "x_not_sent", "x_add_sid", "x_owner_of", "x_finish", "x_discard", "x_failed",
