@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 from xml.etree import ElementTree
 
+from bot.chat import over
 from bot.console import accounts, handoff
 from bot.engine import Inbound, valid_text
 from flows.catalog import LANGUAGES
@@ -362,6 +363,10 @@ class HttpFuzz:
             return
         if len(text) > MAX_TEXT:
             assert (answer.status_code, body.get("error")) == (400, "too_long"), f"{where}: a long text got {body}"
+            return
+        if before is not None and over(before):  # a counsellor ended this chat: the page offers a new one
+            assert (answer.status_code, body.get("error")) == (409, "ended"), f"{where}: an ended chat got {body}"
+            assert check_stored(self.store, cid, before, target, None) is not None
             return
         assert answer.status_code == 200, f"{where}: HTTP {answer.status_code} {body}"
         assert set(body) == {"replies", "choices", "open"}, f"{where}: the answer's keys are {sorted(body)}"
