@@ -98,7 +98,7 @@ class WebTexter:
 
     def _trouble(self, body: dict) -> Answer:
         error = (body or {}).get("error", "")
-        over = error in ("not_found", "ended", "chat_full")
+        over = error in ("not_found", "ended", "chat_full") or self.token is None  # a chat that never opened
         if body and body.get("replies"):  # the store is down (the safety numbers), or the chat is full
             return Answer(body["replies"], over=over)
         return Answer([self._words(WEB_ERRORS.get(error, "error_network"))], over=over)

@@ -93,7 +93,12 @@ def test_a_counsellors_reply_and_the_closing_message_appear_in_the_terminal_as_t
             assert handoff.end(dana, cid, "resolved")
             closing = app.extensions["store"].transcript(cid)[-1]["text"]
         output.wait_for(closing.splitlines()[0])
-        chat.stdin.close()
+        chat.stdin.write("thanks\n")
+        chat.stdin.flush()
+        if channel == "web":  # the chat is over, as on the page: the terminal says so and leaves by itself
+            output.wait_for("This chat has ended.")
+        else:  # a text after the end is a new start on the same thread
+            chat.stdin.close()
         assert chat.wait(timeout=60) == 0, chat.stderr.read()
     finally:
         console.close()
@@ -103,7 +108,7 @@ def test_a_counsellors_reply_and_the_closing_message_appear_in_the_terminal_as_t
     text = output.rest()
     assert "you> you>" not in text
     assert [line for line in text.splitlines() if line.startswith("you>")] == [
-        f"you> {message}" for message in TO_A_COUNSELLOR[channel]]
+        f"you> {message}" for message in [*TO_A_COUNSELLOR[channel], "thanks"]]
 
 
 def test_triage_prints_the_verdict_for_people_and_json_for_scripts():
