@@ -340,9 +340,9 @@ def test_a_visitor_sending_too_fast_is_asked_kindly_to_wait(app, site, visitor):
 def test_screenshots(site, browser, tmp_path):
     """docs/chat.png and docs/chat-mobile.png: set CHAT_SCREENSHOTS=docs to refresh them."""
     shots = []
-    for name, viewport, lang in (("chat.png", {"width": 1000, "height": 720}, "en"),
-                                 ("chat-mobile.png", PHONE, "es")):
-        context = browser.new_context(viewport=viewport, device_scale_factor=1)
+    for name, screen, lang in (("chat.png", {"viewport": {"width": 1000, "height": 720}}, "en"),
+                               ("chat-mobile.png", SCREENS["phone"], "es")):
+        context = browser.new_context(**screen, device_scale_factor=1)  # a phone as a phone: touch, no Esc hint
         page = context.new_page()
         open_chat(page, f"{site}/chat?lang={lang}")
         page.get_by_role("group").get_by_role("button").first.click()
