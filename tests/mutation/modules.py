@@ -46,6 +46,7 @@ def _security(*names: str) -> tuple[str, ...]:
 MODULES = (
     Module("workers/sender.py", (
         "tests/workers/test_sender.py", "tests/workers/test_sender_refusals.py", "tests/workers/test_twilio_api.py",
+        "tests/workers/test_delivery_callbacks.py",
     )),
     Module("bot/store.py", (
         "tests/bot/test_sms.py", "tests/bot/test_store_threads.py", "tests/bot/test_hardening.py",
