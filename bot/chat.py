@@ -221,7 +221,7 @@ def replies():
     if seen is None or not -1 <= seen <= MAX_INDEX:
         raise ChatError(400, "bad_request", detail="after must be a transcript index") from None
     store = get_store()
-    found = [{"id": index, **reply} for reply, index in _live_entries(store, cid, seen)]
+    found = [{"id": index, **reply} for reply, index in live_entries(store, cid, seen)]
     # Read after the replies: a page told "not open" has every reply written before the end.
     return jsonify(replies=found, open=not over(store.load(cid)))
 
@@ -229,7 +229,7 @@ def replies():
 def _stream(store, pubsub, claim: Claim, seen: int):
     try:
         yield "retry: 2000\nevent: live\ndata: {}\n\n"
-        for reply, seen in _live_entries(store, claim.conv_id, seen):
+        for reply, seen in live_entries(store, claim.conv_id, seen):
             yield _frame(reply, seen)
         if over(store.load(claim.conv_id)):
             yield ENDED  # a page reconnecting to a chat that ended meanwhile
@@ -237,7 +237,7 @@ def _stream(store, pubsub, claim: Claim, seen: int):
             if event is None:
                 yield ": still here\n\n"
             elif event.get("kind") in ("reply", "ended"):
-                for reply, seen in _live_entries(store, claim.conv_id, seen):
+                for reply, seen in live_entries(store, claim.conv_id, seen):
                     yield _frame(reply, seen)
                 if event["kind"] == "ended" and over(store.load(claim.conv_id)):
                     # The closing message is written just after this: the stream goes on to carry it,
@@ -270,7 +270,7 @@ def _frame(reply: dict, index: int) -> str:
     return f"id: {index}\nevent: reply\ndata: {json.dumps(reply)}\n\n"
 
 
-def _live_entries(store, cid: str, seen: int):
+def live_entries(store, cid: str, seen: int):
     """({from, text}, transcript index) for each counsellor or system entry after index `seen`."""
     start = seen + 1
     for index, item in enumerate(store.transcript(cid, start), start=start):

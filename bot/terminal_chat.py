@@ -21,7 +21,7 @@ import click
 import redis
 
 from . import events
-from .chat import _live_entries
+from .chat import live_entries
 from .engine import Inbound
 from .store import transcript_key
 
@@ -193,7 +193,7 @@ class Listener(threading.Thread):
             self.pubsub.close()
 
     def _show_new(self) -> None:
-        for reply, self.seen in _live_entries(self.store, self.texter.conv_id, self.seen):
+        for reply, self.seen in live_entries(self.store, self.texter.conv_id, self.seen):
             self.screen.show(self.texter.label(reply["from"]) + "> ", reply["text"])
 
     def stop(self) -> None:
