@@ -254,8 +254,10 @@ class FlowEngine:
         if intent == "not_safe_now":
             conv.slots["quiet"] = True  # nobody texts them first until they write again
         elif conv.slots.get("quiet"):
-            if word in ACKNOWLEDGEMENTS or intent == "thanks_bye" or not any(ch.isalnum() for ch in word):
+            if (word in ACKNOWLEDGEMENTS or intent == "thanks_bye" or not any(ch.isalnum() for ch in word)) \
+                    and not asks(text, word):
                 return step  # "ok", "👍" after "he is next to me": nothing that lights up the phone
+                # (but a question, "is it ok now", is someone writing again: it is answered)
             del conv.slots["quiet"]
         if leaving:
             self._fire_to(step, conv, self.flow.leave_line)  # "leave the line?": not an opt-out

@@ -45,8 +45,21 @@ def test_a_question_in_line_is_always_answered(lang, question):
     chat.send("hello?")
     for _ in range(2):  # within the ten quiet minutes, twice
         step = chat.send(question)
-        assert step.replies == [text(lang, "waiting_question")]
+        # about the wait when the model is sure it is that, else the answer to any question in line
+        assert step.replies in ([text(lang, "trust_wait")], [text(lang, "waiting_question")])
     assert chat.send("ok").replies == []  # an unprompted nudge still keeps to the quiet rule
+
+
+@pytest.mark.parametrize("lang, words", [("en", "when will someone text me"), ("en", "ive been waiting forever"),
+                                         ("es", "cuando me van a escribir"), ("es", "ya llevo mucho esperando")])
+def test_asking_about_the_wait_in_line_is_answered_and_keeps_the_counsellors_texts(lang, words):
+    """Read once as "don't text me" (the counsellor was then refused) or as danger (911, 988 and an
+    alert for someone only tired of waiting): it is the wait, answered as such."""
+    chat = in_line(lang)
+    step = chat.send(words)
+    assert step.replies == [text(lang, "trust_wait")]
+    assert "quiet" not in chat.conv.slots and chat.conv.risk != "emergency"
+    assert step.effect("emergency_alert") is None and chat.conv.handoff == "waiting"
 
 
 @pytest.mark.parametrize("lang", ["en", "es"])
