@@ -96,3 +96,22 @@ def test_a_stream_open_when_the_counsellor_ends_says_so_and_still_carries_the_cl
 
     assert ("ended", {}) in got
     assert any(event == "reply" and "This conversation has ended" in data["text"] for event, data in got)
+
+
+@pytest.mark.parametrize("lang, words", [("en", "he has a gun and says he will kill me"), ("es", "me va a matar, tiene un arma")])
+def test_danger_typed_into_an_ended_chat_is_told_911_and_the_counsellors_alerted(app, client, ana, lang, words):
+    """The page disables its input once the chat ends, but a message can race the end (or come from a
+    script or the terminal chat): danger is answered as danger in whatever state, never with "ended"."""
+    token = in_line(client)
+    if lang == "es":
+        assert say(client, token, "español").status_code == 200
+    ends(app, ana, token)
+    answer = say(client, token, words)
+    assert answer.status_code == 200
+    assert any("911" in reply for reply in answer.json["replies"])
+    cid = conv_id(app, token)
+    alerts = [j for j in app.extensions["queue"].jobs if j.func_name == "workers.alerts.emergency_alert"]
+    assert [list(j.args) for j in alerts] == [[cid]]
+    assert app.extensions["store"].load(cid).risk == "emergency"  # and "Reply 1" puts them back in line first
+    # An ordinary message after it is still refused: the page offers a new chat.
+    assert say(client, token, "ok thanks").status_code == 409
