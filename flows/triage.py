@@ -50,6 +50,9 @@ _FUZZY_CACHE_MAX = 50_000
 # all become "dont" (´ would otherwise decompose into a space + accent).
 _APOSTROPHES = re.compile("['\u2019\u2018`\u00b4\u02bc]")
 _COMBINING = re.compile("[\u0300-\u036f]")
+# Invisible format characters (zero-width space and joiners, soft hyphen, bidi marks, BOM): inside a word
+# they would split "k\u200bill" into two tokens that match nothing. The intent model already reads past them.
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _REPEATS = re.compile(r"([a-z])\1+")
 _TOKENS = re.compile(r"[a-z]+|[0-9]+|[.,;:!?\u00a1\u00bf\n]+")
 _WORD = re.compile(r"[a-z0-9]+")
@@ -92,7 +95,7 @@ def _fold(text: str, collapse: bool = True) -> str:
     """Lowercase, strip accents and apostrophes, collapse doubled letters."""
     text = _APOSTROPHES.sub("", text)
     if not text.isascii():
-        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
+        text = _COMBINING.sub("", unicodedata.normalize("NFKD", _INVISIBLE.sub("", text)))
     text = text.lower()
     # Collapsing every run ("pleeease", "killl", "passport", "cuchillo") the
     # same way in lexicon and message makes doubled-letter typos free.

@@ -451,3 +451,11 @@ def test_invalid_yaml_names_line(tmp_path):
     path = _write(tmp_path, GOOD + "  - id: [unclosed\n")
     with pytest.raises(TriageLexiconError, match=r"lex\.yaml, line \d+"):
         Triage.load(path)
+
+
+@pytest.mark.parametrize("text", ["he is going to k\u200bill me", "he has a g\u200bun", "me va a m\u200batar",
+                                  "i\u00adm in dan\u2060ger", "\u202ehe has a knife"])
+def test_invisible_characters_inside_words_do_not_hide_danger(triage, text):
+    """A zero-width space, soft hyphen, word joiner or bidi mark pasted into a word (by a keyboard, a
+    copy, or on purpose) would split it into tokens that match nothing."""
+    assert level(triage, text) == "emergency"
