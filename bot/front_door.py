@@ -29,7 +29,11 @@ def _refuse_a_bad_setting(state) -> None:
 
 
 def _is_web_address(value: str) -> bool:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (reading it raises ValueError for "https://example.org:abc/" or :99999)
+    except ValueError:
+        return False
     return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in value)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import abort, redirect, render_template, request, url_for
 
-from ..extensions import get_redis, get_waiting
+from ..extensions import get_redis, get_store, get_waiting
 from . import accounts, bp, handoff
 from .auth import current_counsellor, login_required, tell
 
@@ -44,6 +44,11 @@ def claim(conv_id):
     try:
         handoff.claim(current_counsellor(), conv_id)
     except handoff.AlreadyTaken as exc:
+        if exc.holder == current_counsellor().name:
+            return redirect(url_for("console.conversation", conv_id=conv_id))  # a double click: the first won
+        left = get_store().load(conv_id) if exc.holder is None else None
+        if left is not None and left.handoff not in ("waiting", "active"):
+            return index(error="That conversation is no longer waiting: it has ended.", status=409)
         return index(error=f"That conversation was already taken by {exc.holder or 'another counselor'}.",
                      status=409)
     except handoff.Gone:

@@ -184,3 +184,24 @@ def test_unknown_or_erased_conversation_is_404(console, queued, staff):
     conv = queued()
     staff.extensions["redis"].delete(f"c:{conv.id}")
     assert alice.post(f"/console/claim/{conv.id}").status_code == 404
+
+
+def test_a_second_click_on_claim_opens_the_conversation_instead_of_saying_someone_took_it(console, queued):
+    """Found by an outside test: a double click was told "already taken by alice" -- by herself."""
+    conv = queued()
+    alice = console("alice")
+    assert alice.post(f"/console/claim/{conv.id}").status_code == 302
+    again = alice.post(f"/console/claim/{conv.id}")
+    assert again.status_code == 302 and again.headers["Location"].endswith(f"/console/c/{conv.id}")
+    bob = console("bob")
+    taken = bob.post(f"/console/claim/{conv.id}")
+    assert taken.status_code == 409 and "already taken by alice" in taken.get_data(as_text=True)
+
+
+def test_claiming_an_ended_conversation_says_it_ended(console, queued):
+    conv = queued()
+    alice, bob = console("alice"), console("bob")
+    assert alice.post(f"/console/claim/{conv.id}").status_code == 302
+    assert alice.post(f"/console/c/{conv.id}/end", {"outcome": "resolved"}).status_code == 302
+    late = bob.post(f"/console/claim/{conv.id}")  # a stale queue page
+    assert late.status_code == 409 and "it has ended" in late.get_data(as_text=True)

@@ -110,7 +110,8 @@ def test_an_address_sends_visitors_there(config, env):
 
 
 @pytest.mark.parametrize("value", ["on", "www.example.org", "javascript:alert(1)", "ftp://example.org",
-                                   "https://", "https://exa mple.org"])
+                                   "https://", "https://exa mple.org", "https://example.org:abc/", "https://[::1]:99999/",
+                                   "https://[zz]/"])
 def test_anything_else_is_refused_at_start_up(config, value):
     config["FRONT_DOOR"] = value
     with pytest.raises(ConfigurationError, match="FRONT_DOOR"):

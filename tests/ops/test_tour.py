@@ -85,6 +85,7 @@ def test_front_door_then_chat_then_console(width, app, worker, live_server, brow
             accounts.add(app.extensions["redis"], "alice", PASSWORD, supervisor=True)
         door.reload()
         expect(door.get_by_role("heading", name=re.compile("create a counselor account", re.I))).to_have_count(0)
+        texter.look("front-door-after", full_page=True)  # "add more with <command>" fits a phone too
 
         # The web chat, as someone asking for help: hello, it is safe to write, a person, yes.
         door.get_by_role("link", name="Web chat").click()
