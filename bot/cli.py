@@ -24,8 +24,12 @@ GUNICORN_THREADS = ("--worker-class", "gthread", "--threads", "8", "--timeout", 
 
 def _app():
     from . import create_app
+    from .errors import ConfigurationError
 
-    return create_app()
+    try:
+        return create_app()
+    except ConfigurationError as exc:  # a bad setting: one line for the operator, not a traceback
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group()
@@ -272,8 +276,11 @@ def flows_diagram(page):
         click.echo("Paste it into https://mermaid.live to see it drawn, or write a page that draws it: "
                    "helpline flows diagram --html diagram.html", err=True)
         return
-    with open(page, "w", encoding="utf-8") as out:
-        out.write(DIAGRAM_PAGE.format(title=html.escape(flow.name), source=html.escape(source)))
+    try:
+        with open(page, "w", encoding="utf-8") as out:
+            out.write(DIAGRAM_PAGE.format(title=html.escape(flow.name), source=html.escape(source)))
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {page}: {exc.strerror}") from None
     click.echo(f"wrote {page}: open it in a browser. It draws the diagram with Mermaid from cdn.jsdelivr.net; "
                f"offline it shows the diagram's source.")
 
@@ -483,7 +490,8 @@ def keys_rotate():
 @keys.command("check")
 def keys_check():
     """Exit 0 only when the newest key alone opens every stored value (then older keys may go)."""
-    if _walk_encrypted(apply=False).stale:
+    report = _walk_encrypted(apply=False)
+    if report.stale or report.unreadable:
         sys.exit(1)
 
 

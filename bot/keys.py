@@ -29,7 +29,8 @@ class Report:
     applied: bool = False  # a rotation (True) or only a check
     keys: int = 0  # Redis keys looked at
     values: int = 0  # encrypted values among them
-    stale: int = 0  # values the newest key alone could not open (before rotation)
+    stale: int = 0  # values an older configured key opens but the newest does not (before rotation)
+    unreadable: int = 0  # values no configured key opens: rotating cannot help
     rotated: int = 0
     failed: list[str] = field(default_factory=list)  # key names holding a value no configured key opens
 
@@ -40,9 +41,14 @@ class Report:
             done = f"{self.rotated} re-encrypted under the newest data key"
         elif self.stale:
             done = f"{self.stale} not under the newest data key yet (run `helpline keys rotate`)"
+        elif self.unreadable:
+            done = "none under an older data key"
         else:
             done = "all readable with the newest data key alone (older data keys may go)"
-        return f"{looked}: {done}; {len(self.failed)} entries hold a value that no configured data key opens"
+        lost = (f"{self.unreadable} values in {len(self.failed)} entries open with no configured data key: "
+                "rotating cannot help; the key they were written with is missing from HELPLINE_DATA_KEY"
+                if self.unreadable else "every value opens with a configured data key")
+        return f"{looked}: {done}; {lost}"
 
 
 def generate() -> str:
@@ -91,7 +97,8 @@ def _rotate_key(client: redis.Redis, vault: Vault, name: bytes, apply: bool, rep
             except redis.WatchError:
                 continue  # the app wrote this key meanwhile: read it again
             report.values += len(sealed)
-            report.stale += len(fresh) + unreadable
+            report.stale += len(fresh)
+            report.unreadable += unreadable
             report.rotated += len(fresh) if apply else 0
             if unreadable:
                 report.failed.append(name.decode(errors="replace"))

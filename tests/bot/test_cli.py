@@ -195,3 +195,9 @@ def test_resources_check_fails_while_listings_are_past_review_and_warn_only_does
     warned = CliRunner().invoke(main, ["resources", "check", "--warn-only"])
     assert warned.exit_code == 0, warned.output
     assert warned.output == result.output
+
+
+def test_flows_diagram_html_to_a_folder_that_does_not_exist_is_one_line(tmp_path):
+    result = CliRunner().invoke(main, ["flows", "diagram", "--html", str(tmp_path / "no" / "such" / "x.html")])
+    assert result.exit_code == 1
+    assert result.output.strip().startswith("Error: cannot write ") and "Traceback" not in result.output
