@@ -89,8 +89,8 @@ def run(port, host, workers):
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
-        if server:
-            server.stop()  # last: the others use it until they stop
+        if server and not server.stop(unless_shared=True):  # last: the others use it until they stop
+            click.echo("Left the embedded Redis running: another helpline process is using it.")
     if died:
         name, code = died
         how = f"was killed by signal {-code}" if code < 0 else f"stopped on its own (exit code {code})"
@@ -207,7 +207,9 @@ def chat(channel, lang, name):
             talk(app, texter, interactive=sys.stdin.isatty())
     finally:
         if app.extensions.get("embedded_redis"):
-            app.extensions["embedded_redis"].stop()  # only if this command started it
+            app.extensions["redis"].connection_pool.disconnect()  # our own connections are not "others"
+            if not app.extensions["embedded_redis"].stop(unless_shared=True):  # only if this command started it
+                click.echo("Left the embedded Redis running: another helpline process is using it.")
 
 
 @main.command("sms")

@@ -76,8 +76,21 @@ class EmbeddedRedis:
             time.sleep(0.02)
         raise StoreUnavailable(f"embedded Redis did not start; see {self.folder / 'redis.log'}")
 
-    def stop(self) -> None:
-        """Stop the server this object started (a reused one is left running)."""
+    def others_connected(self) -> int:
+        """Clients connected to the server besides the one asking: another process still using it."""
+        try:
+            client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1, retry=Retry(NoBackoff(), 0))
+            return max(0, int(client.info("clients")["connected_clients"]) - 1)
+        except (redis.RedisError, OSError):
+            return 0
+
+    def stop(self, unless_shared: bool = False) -> bool:
+        """Stop the server this object started (a reused one is left running). With `unless_shared`, not
+        while another process still uses it (`helpline chat` started it, then `helpline run` came to
+        share it): it is left running for that one, and False is returned."""
+        if unless_shared and self.process and self.process.poll() is None and self.others_connected():
+            self.process = None  # theirs now; the next `start` on this folder reuses it
+            return False
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -86,3 +99,4 @@ class EmbeddedRedis:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        return True

@@ -104,3 +104,34 @@ def test_a_process_that_dies_is_named_and_the_rest_stop(started):
     assert "Error: the worker (rq) was killed by signal 9; stopped the rest of the help line" in errors.rest()
     assert "Stopped the help line." not in output.rest()
     assert all(gone(pid) for pid in children)
+
+
+def test_a_terminal_chat_that_started_the_embedded_redis_leaves_it_to_a_help_line_still_using_it(tmp_path):
+    """`helpline chat` first (it starts the instance's Redis), then `helpline run` on the same folder:
+    leaving the chat stopped the Redis under the running help line, which went on without a word."""
+    import redis
+
+    from bot.redis_server import EmbeddedRedis
+
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["HELPLINE_INSTANCE_PATH"] = str(tmp_path / "instance")
+    server = EmbeddedRedis(tmp_path / "instance" / "redis")
+    chat = subprocess.Popen([str(BIN / "helpline"), "chat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=env, cwd=ROOT, text=True)
+    try:
+        chat.stdin.write("hi\n")
+        chat.stdin.flush()
+        first = Output(chat.stdout)
+        first.wait_for("Kern Support Line")  # answered: the chat's Redis runs
+        other = redis.Redis(unix_socket_path=str(server.socket))  # another process of the help line
+        assert other.ping()
+        chat.stdin.close()
+        assert chat.wait(timeout=30) == 0
+        assert "Left the embedded Redis running: another helpline process is using it." in first.rest()
+        assert other.ping()  # still there for the one using it
+        other.close()
+    finally:
+        if chat.poll() is None:
+            chat.kill()
+        if server.ping():
+            redis.Redis(unix_socket_path=str(server.socket)).shutdown(nosave=True)
