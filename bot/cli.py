@@ -46,7 +46,7 @@ def run(port, host, workers):
     """Start everything: embedded Redis (unless REDIS_URL is set), the web app and an RQ worker."""
     from .crypto import ensure_keys
     from .redis_server import EmbeddedRedis
-    from .settings import DEFAULTS, from_environ
+    from .settings import DEFAULTS, from_environ, production_problems
 
     # Before anything starts: gunicorn on a taken port retries for five seconds, logs five times and
     # leaves the rest running with no web server.
@@ -56,6 +56,9 @@ def run(port, host, workers):
     stop = _StopSignal()
     app_root = os.path.abspath(os.environ.get("HELPLINE_INSTANCE_PATH", "instance"))
     config = {**DEFAULTS, **from_environ()}
+    problems = production_problems(config)
+    if problems:  # as the web app would refuse them, but before a banner and three processes
+        raise click.ClickException("the settings are not fit to run: " + "; ".join(problems))
     ensure_keys(config, app_root)  # once, before the processes that read the keys start
     env = dict(os.environ, HELPLINE_INSTANCE_PATH=app_root)
     server = None

@@ -5,36 +5,16 @@ only whether the parts are up, and whether a counselor account exists yet.
 """
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import redis
 from flask import Blueprint, abort, current_app, redirect, render_template
 
 from .console import accounts
-from .errors import ConfigurationError
 from .extensions import get_redis
 from .health import check
 
 bp = Blueprint("front_door", __name__)
 
 OFF = "off"
-
-
-@bp.record_once
-def _refuse_a_bad_setting(state) -> None:
-    # At start-up, not at the first visit: a typo would otherwise be found by a visitor, as a 500.
-    value = state.app.config.get("FRONT_DOOR") or ""
-    if value and value != OFF and not _is_web_address(value):
-        raise ConfigurationError(f"FRONT_DOOR: {value!r} is not empty, 'off' or an address like https://example.org")
-
-
-def _is_web_address(value: str) -> bool:
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 (reading it raises ValueError for "https://example.org:abc/" or :99999)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in value)
 
 
 @bp.get("/")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit
 
 DEFAULTS: dict[str, object] = {
     # Where Redis lives. Unset: an embedded Redis server in the instance folder.
@@ -125,8 +126,23 @@ ENVIRONMENTS = ("development", "production")
 MIN_SECRET = 32  # characters of SECRET_KEY and HELPLINE_HASH_KEY in production (secrets.token_urlsafe(32) gives 43)
 
 
+def front_door_problem(value) -> str | None:
+    """FRONT_DOOR is empty, "off" or an http(s) address (bot.front_door); anything else, why not."""
+    if not value or value == "off":
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (reading it raises ValueError for "https://example.org:abc/" or :99999)
+    except ValueError:
+        parts = None
+    if parts and parts.scheme in ("http", "https") and parts.hostname and not any(c.isspace() for c in value):
+        return None
+    return f"FRONT_DOOR: {value!r} is not empty, 'off' or an address like https://example.org"
+
+
 def production_problems(config) -> list[str]:
-    """What keeps these settings from running a real help line; empty when nothing does.
+    """What keeps these settings from running a real help line; empty when nothing does (FRONT_DOOR is
+    checked in every environment, like HELPLINE_ENV).
 
     HELPLINE_ENV itself must be one of ENVIRONMENTS: "Production" or a typo would otherwise run with
     generated development keys. In production every key must be set and long, PUBLIC_URL must be https
@@ -135,8 +151,9 @@ def production_problems(config) -> list[str]:
     env = config.get("HELPLINE_ENV")
     if env not in ENVIRONMENTS:
         return [f"HELPLINE_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}"]
+    door = front_door_problem(config.get("FRONT_DOOR"))
     if env != "production":
-        return []
+        return [door] if door else []
     problems = [f"{name} is not set" for name in ("SECRET_KEY", "HELPLINE_DATA_KEY", "HELPLINE_HASH_KEY",
                                                    "TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "PUBLIC_URL")
                 if not config.get(name)]
@@ -146,4 +163,4 @@ def production_problems(config) -> list[str]:
         problems.append("PUBLIC_URL must start with https://")
     if not (config.get("TWILIO_FROM_NUMBER") or config.get("TWILIO_MESSAGING_SERVICE_SID")):
         problems.append("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID is not set")
-    return problems
+    return problems + ([door] if door else [])

@@ -45,6 +45,16 @@ def test_the_port_comes_from_PORT(tmp_path, taken_port):
     refused(tmp_path, taken_port, [], PORT=str(taken_port))
 
 
+def test_a_bad_setting_is_one_line_before_any_banner(tmp_path):
+    port = free_port()
+    result = subprocess.run([str(BIN / "helpline"), "run", "--port", str(port)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, env=environment(tmp_path, FRONT_DOOR="bogus"))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == ["Error: the settings are not fit to run: FRONT_DOOR: 'bogus' is not "
+                                          "empty, 'off' or an address like https://example.org"]
+    assert not (tmp_path / "instance").exists()
+
+
 def children_of(pid: int) -> dict[int, str]:
     """The direct children of a process, with their command lines."""
     found = {}
