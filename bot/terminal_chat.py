@@ -12,6 +12,7 @@ transcript, as the chat page's live stream does.
 from __future__ import annotations
 
 import math
+import re
 import secrets
 import sys
 import threading
@@ -24,6 +25,8 @@ from . import events
 from .chat import live_entries
 from .engine import Inbound
 from .store import transcript_key
+
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 PROMPT = "you> "
 # The chat API's errors, as the page words them (chat_<word> in the catalogs); the rest are network trouble.
@@ -144,6 +147,7 @@ class Screen:
                 self.prompting = False
 
     def show(self, label: str, text: str) -> None:
+        text = _UNPRINTABLE.sub("", text)  # a bell or an escape sequence in a reply must not drive the terminal
         block = label + ("\n" + " " * len(label)).join(text.split("\n"))
         with self.lock:
             if self.closed:

@@ -84,8 +84,9 @@ def test_a_counsellors_reply_and_the_closing_message_appear_in_the_terminal_as_t
         dana = Counsellor("dana", False)
         with app.app_context():
             handoff.claim(dana, cid)
-            handoff.reply(dana, cid, "Hi, I am Dana, a counselor.\nI am here with you.")
+            handoff.reply(dana, cid, "Hi, I am Dana, a counselor.\a\x1b[2J\nI am here with you.")
         line = output.wait_for("Hi, I am Dana, a counselor.")
+        assert "\a" not in line and "\x1b" not in line  # a reply rings no bell and clears no screen
         # Labelled as a phone shows it (the help line's number) or as the chat page does (Counselor).
         assert line.startswith("Kern Support Line> " if channel == "sms" else "Counselor> ")
         assert output.wait_for("I am here with you.").strip() == "I am here with you."
