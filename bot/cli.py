@@ -419,8 +419,13 @@ def triage(explain, as_json, text):
     from flows.triage import Triage
 
     assessed = Triage.load().assess(text)
+    # The engine reads every message with the intent model too: what the help line does is either's verdict.
+    reading = IntentModel.load().read(text)
+    danger, heard = reading.probability("danger_now"), model_hears_danger(reading, assessed.denied)
     if as_json:
-        click.echo(json.dumps(assessed.to_dict(explain=explain), ensure_ascii=False))
+        answer = {**assessed.to_dict(explain=explain), "help_line": "emergency" if heard else assessed.level,
+                  "intent_danger": round(danger, 3)}
+        click.echo(json.dumps(answer, ensure_ascii=False))
         return
     click.echo(f"{assessed.level}: " + (", ".join(assessed.matched) or "no pattern matched"))
     if not explain:
@@ -432,9 +437,6 @@ def triage(explain, as_json, text):
         click.echo("  self-harm: the reply gives 988 as well as 911")
     if assessed.denied:
         click.echo("  danger words were found but set aside, as negated or everyday speech")
-    # The engine reads every message with the intent model too.
-    reading = IntentModel.load().read(text)
-    danger, heard = reading.probability("danger_now"), model_hears_danger(reading, assessed.denied)
     why = "but the danger words were set aside" if assessed.denied and danger >= DANGER else f"it takes {DANGER}"
     click.echo(f"  intent model: danger_now {danger:.2f}, {'an' if heard else 'not an'} emergency on its own ({why})")
     if heard and assessed.level != "emergency":

@@ -126,7 +126,10 @@ def test_triage_prints_the_verdict_for_people_and_json_for_scripts():
     assert verdict["level"] == "emergency" and verdict["matched"] == ["weapon"]
     assert verdict["explain"][0]["span"] == "has a gun"
     calm = json.loads(CliRunner().invoke(main, ["triage", "--json", "what are your hours"]).output)
-    assert calm == {"level": "normal", "matched": []}
+    assert calm["level"] == calm["help_line"] == "normal" and calm["matched"] == [] and calm["intent_danger"] < 0.1
+    # For a script, what the help line does: the lexicon's level, or emergency when the model hears danger.
+    model_only = json.loads(CliRunner().invoke(main, ["triage", "--json", "please help me i'm scared he is coming"]).output)
+    assert model_only["level"] == "normal" and model_only["help_line"] == "emergency"
 
 
 def test_triage_explains_danger_words_set_aside_and_what_only_the_model_hears():
