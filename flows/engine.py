@@ -508,7 +508,14 @@ class FlowEngine:
         conv.misses = 0
         self._do(step, conv, action)
         if action.to:
+            asked = len(step.replies)
             self._fire_to(step, conv, action.to)
+            told = stated_age(word) if self.flow.states[conv.state].input == "age" else None
+            if told is not None:
+                # "i ran away, im 15": the age question it leads to is answered already.
+                conv.slots[self.flow.states[conv.state].slot] = told
+                del step.replies[asked:]
+                self._fire(step, conv, "answer")
         elif not action.say or intent.startswith("trust_question"):
             self._ask_again(step, conv)
         return step
@@ -731,6 +738,17 @@ def clean(text: str) -> str:
     """What we keep of a message: no NUL or control characters, at most 1600 characters."""
     text = "".join(ch for ch in (text or "") if ch in "\n\t" or unicodedata.category(ch) != "Cc")
     return text.strip()[:MAX_TEXT]
+
+
+# An age said in passing, with the words that make it one ("im 15", "15 years old", "tengo 15 años"):
+# a bare number in a sentence ("left 2 days ago") is not one.
+_STATED_AGE = re.compile(r"\b(?:i am|im|i'm|age|aged|tengo)\s+([0-9]{1,2})\b|\b([0-9]{1,2})\s*(?:years? old|yrs? old|yo|y/o|años|anos)\b")
+
+
+def stated_age(word: str) -> int | None:
+    found = _STATED_AGE.search(word)
+    age = int(found.group(1) or found.group(2)) if found else None
+    return age if age is not None and 5 <= age <= 120 else None
 
 
 def asks(text: str, word: str) -> bool:
