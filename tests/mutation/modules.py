@@ -46,15 +46,17 @@ def _security(*names: str) -> tuple[str, ...]:
 MODULES = (
     Module("workers/sender.py", (
         "tests/workers/test_sender.py", "tests/workers/test_sender_refusals.py", "tests/workers/test_twilio_api.py",
-        "tests/workers/test_delivery_callbacks.py",
+        "tests/workers/test_delivery_callbacks.py", "tests/workers/test_sender_edges.py",
     )),
     Module("bot/store.py", (
         "tests/bot/test_sms.py", "tests/bot/test_store_threads.py", "tests/bot/test_hardening.py",
         "tests/privacy/test_retention.py", "tests/console/test_erasure.py",
         "tests/console/test_bad_data.py",  # readable(): malformed transcript entries
+        "tests/bot/test_store_edges.py",
     )),
     Module("bot/chat.py", (
-        "tests/chat/test_api.py", "tests/chat/test_streams.py",
+        "tests/chat/test_api.py", "tests/chat/test_streams.py", "tests/chat/test_ended.py",
+        "tests/chat/test_api_edges.py",
     )),
     # The outcome logic only: how a message is read and judged, not how the lexicon file is compiled
     # (a broken lexicon fails to load, which every test notices).
