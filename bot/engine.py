@@ -165,6 +165,9 @@ class Helpline:
                     step.replies.append(self.staffing.announce(
                         functools.partial(self.flows.say, conv),
                         handoff_priority(conv, conv.slots["reason"]), conv.slots["queued_at"], now))
+                    if conv.slots.get("self_harm"):
+                        # The 24/7 line in that answer is the trafficking line; 988 is the one for them.
+                        step.replies.append(self.flows.say(conv, "emergency_self_harm"))
             elif effect.name == "record_tip":
                 conv.slots["kind"] = "tip"
                 conv.slots.setdefault("queued_at", now)

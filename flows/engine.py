@@ -329,6 +329,7 @@ class FlowEngine:
         self._say(step, conv, "emergency")
         if self_harm:
             self._say(step, conv, "emergency_self_harm")
+            conv.slots["self_harm"] = True  # 988 again when they join the line (bot.engine)
         step.effects.append(Effect("emergency_alert"))
         state = self.flow.states[conv.state]
         if state.input == "text" and not conv.handoff:

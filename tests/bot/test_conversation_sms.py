@@ -211,3 +211,15 @@ def test_emergency_with_a_counsellor_talking_still_says_911_and_raises_priority(
     assert "911" in said and "988" in said
     assert "workers.alerts.emergency_alert" in line.jobs()
     assert line.conv.handoff == "active" and line.conv.risk == "emergency"
+
+
+@pytest.mark.parametrize("lang, words, first", [("en", "i want to kill myself tonight", "hi"),
+                                                ("es", "me quiero matar hoy", "hola")])
+def test_someone_suicidal_who_joins_the_line_is_given_988_again_with_the_wait(line, lang, words, first):
+    """The wait's 24/7 fallback is the trafficking line; for them, 988 comes with it (an outside test)."""
+    line.send(first)
+    told = line.send(words)
+    assert "988" in told and "911" in told
+    queued = line.send("1")  # "Reply 1 and a counselor will text you"
+    assert line.in_line() == "emergency"
+    assert "988" in queued and text(lang, "emergency_self_harm") in queued
