@@ -61,7 +61,7 @@ MODULES = (
     # The outcome logic only: how a message is read and judged, not how the lexicon file is compiled
     # (a broken lexicon fails to load, which every test notices).
     Module("flows/triage.py", (
-        "tests/flows/test_triage.py",
+        "tests/flows/test_triage.py", "tests/flows/test_triage_edges.py",
     ), functions=(
         "xǁTriageǁassess", "xǁ_Normaliserǁtokens", "xǁ_Normaliserǁnegated_before", "x__overlaps",
     )),
