@@ -8,8 +8,9 @@ import json
 
 import pytest
 
-from bot import events
+from bot import events, outbound
 from bot.errors import SendFailed
+from bot.store import conv_key
 from tests.conftest import Texter
 from tests.workers.test_sender import posts, record, reply
 from workers.sender import send_outbound
@@ -224,3 +225,17 @@ def test_a_whatsapp_sender_written_with_its_prefix_is_used_as_it_is(prefixed_wha
     [sent] = prefixed_whatsapp_sender.sent
     assert (sent["To"], sent["From"]) == (address, f"whatsapp:{prefixed_whatsapp_sender.from_number}")
     assert record(app, outbound_id).status == "sent"
+
+
+def test_a_reply_to_a_conversation_that_expired_meanwhile_is_forgotten_not_listed_as_failed(sending, app,
+                                                                                            queued_texter, run_jobs):
+    _, conv_id = queued_texter()
+    outbound_id = reply(app, conv_id, "Are you still there?")
+    app.extensions["redis"].delete(conv_key(conv_id))  # its retention ran out before the job ran
+
+    run_jobs()
+
+    assert sending.requests == []
+    assert record(app, outbound_id) is None
+    with app.app_context():
+        assert outbound.failed() == []  # no supervisor is shown a reply to a conversation that is gone
