@@ -239,3 +239,17 @@ def test_a_reply_to_a_conversation_that_expired_meanwhile_is_forgotten_not_liste
     assert record(app, outbound_id) is None
     with app.app_context():
         assert outbound.failed() == []  # no supervisor is shown a reply to a conversation that is gone
+
+
+@pytest.mark.parametrize("words", ["i cant talk now", "not safe to talk right now"])
+def test_a_reply_queued_before_the_texter_said_it_is_not_safe_to_talk_is_held_back_and_says_why(
+        sending, app, queued_texter, run_jobs, words):
+    texter, conv_id = queued_texter()
+    outbound_id = reply(app, conv_id)
+    texter.send(words)
+
+    run_jobs()
+
+    held = record(app, outbound_id)
+    assert (held.status, held.error) == ("failed", "no consent")
+    assert posts(sending) == []
