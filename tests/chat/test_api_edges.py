@@ -10,7 +10,8 @@ import time
 import pytest
 
 from tests.chat.test_api import TOKEN, conv_id, open_chat, say
-from tests.chat.test_ended import ana, in_line  # noqa: F401 - ana is a fixture
+from tests.chat.test_ended import ana, frames, in_line  # noqa: F401 - ana is a fixture
+from tests.chat.test_streams import LIVE, counsellor_writes
 from tests.flows.test_intents import _unsure_line
 
 GONE = {"error": "not_found", "detail": "this chat has ended or never existed"}
@@ -136,3 +137,21 @@ def test_in_line_the_menu_still_has_its_buttons_and_none_once_a_counsellor_talks
 
     assert ana.post(f"/console/claim/{conv_id(app, token)}").status_code == 302
     assert say(client, token, "are you there?").json["choices"] == []
+
+
+def test_an_open_stream_carries_a_counsellors_replies_then_says_ended_and_closes_when_the_chat_is_erased(
+        app, client):
+    token = open_chat(client)["token"]
+    stream = client.get(f"/chat/api/events?token={token}", buffered=False)
+    assert next(stream.response).startswith(LIVE)
+    heard = frames(stream)
+
+    counsellor_writes(app, token, "Hi, this is Ana.")
+    assert next(heard) == ("reply", {"from": "counsellor", "text": "Hi, this is Ana."})
+    counsellor_writes(app, token, "Are you safe to chat?")
+    assert next(heard) == ("reply", {"from": "counsellor", "text": "Are you safe to chat?"})  # heard live
+
+    assert client.post("/chat/api/exit", json={"token": token}).json == {"erased": True}
+
+    assert list(heard) == [("ended", {})]  # and then the stream is over, not left open
+    stream.close()
