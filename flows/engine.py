@@ -38,6 +38,8 @@ SWITCH_LANG, SWITCH_WORDS = 0.9, 3
 NOT_OFFERED = frozenset({"unclear", "greeting", "thanks_bye", "danger_now", "want_person", "yes", "no"})
 # Below CONFIDENT, a reading this likely is worth a "Did you mean…"; one less likely says too little.
 GUESS = 0.35
+# Words in a message the model could not read from which the bot offers a person at once.
+LONG_UNREAD = 8
 MEANING = 0.1  # and each meaning offered must be at least this likely
 OTHER_LANG = 0.8  # the language head's confidence before "we have interpreters" is the answer
 # Someone who said it is not safe to talk is answered that way when the model thinks it this likely,
@@ -563,6 +565,12 @@ class FlowEngine:
             first, second = (self.meaning(conv.lang, m) for m in meanings)
             step.keys.append("clarify")
             step.replies.append(self._render(conv, "clarify", {"first": first, "second": second}))
+            return step
+        if guess and reading.words >= LONG_UNREAD:
+            # Someone who wrote a lot in words the model cannot place (little schooling, another
+            # language's Spanish): a person reads it better than the menu again.
+            conv.misses = 0
+            self._fire(step, conv, "fallback")
             return step
         # Nothing to read ("???", "🙏"): the question again, never "Sorry, I did not understand".
         self._ask_again(step, conv)
