@@ -424,6 +424,13 @@ class FlowEngine:
             conv.misses = 0
             self._fire(step, conv, g.id)
         elif conv.handoff != "active" and not self.flow.states[conv.state].handoff:
+            if g.say and conv.state != self.flow.fallback:
+                # HELP is information, not an answer: asked again instead of answering, a person is offered.
+                conv.misses += 1
+                if conv.misses >= 2:
+                    conv.misses = 0
+                    self._fire(step, conv, "fallback")
+                    return step
             self._ask_again(step, conv)  # the texter still needs the question they were on (in line too)
         return step
 
