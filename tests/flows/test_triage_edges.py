@@ -51,8 +51,10 @@ def test_explain_shows_the_words_of_the_message_that_matched(triage, text, spans
 
 @pytest.mark.parametrize("text", [
     "my little brother was playing with his toy when my stepdad pulled out a gun",
-    "we had water balloons today and then he grabbed a knife",
+    "my brother was playing with his water gun when my stepdad pulled out a real gun",
+    "we went to the gun show last week and today he pulled out a gun and pointed it at me",
+    "i bought a toy gun for my son and now my husband pulled out a knife",
 ])
 def test_a_harmless_word_elsewhere_in_the_message_does_not_excuse_a_weapon(triage, text):
-    # The weapon entry's `unless` ("toy", "water"...) sets aside only a weapon it is part of.
+    # The weapon entry's `unless` ("water gun", "gun show", "toy gun"...) sets aside only the weapon it names.
     assert triage.assess(text).matched == ("weapon",)
