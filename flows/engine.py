@@ -424,7 +424,8 @@ class FlowEngine:
             conv.misses = 0
             self._fire(step, conv, g.id)
         elif conv.handoff != "active" and not self.flow.states[conv.state].handoff:
-            if g.say and conv.state != self.flow.fallback:
+            state = self.flow.states[conv.state]
+            if g.say and state.options and conv.state not in self._asks_safety and state.name != self.flow.fallback:
                 # HELP is information, not an answer: asked again instead of answering, a person is offered.
                 conv.misses += 1
                 if conv.misses >= 2:
@@ -758,7 +759,9 @@ def clean(text: str) -> str:
 
 # An age said in passing, with the words that make it one ("im 15", "15 years old", "tengo 15 años"):
 # a bare number in a sentence ("left 2 days ago") is not one.
-_STATED_AGE = re.compile(r"\b(?:i am|im|i'm|age|aged|tengo)\s+([0-9]{1,2})\b|\b([0-9]{1,2})\s*(?:years? old|yrs? old|yo|y/o|años|anos)\b")
+_STATED_AGE = re.compile(r"\b(?:i am|im|i'm|age|aged|tengo)\s+([0-9]{1,2})\b(?!\s*(?:mi|min|hour|hr|day|dia|día|week|"
+                         r"semana|block|cuadra|km|kilo|dollar|dolar|dólar|peso|buck|\$|minuto|hora|mes|month))"
+                         r"|\b([0-9]{1,2})\s*(?:years? old|yrs? old|yo|y/o|años|anos)\b")
 
 
 def stated_age(word: str) -> int | None:

@@ -459,3 +459,25 @@ def test_invisible_characters_inside_words_do_not_hide_danger(triage, text):
     """A zero-width space, soft hyphen, word joiner or bidi mark pasted into a word (by a keyboard, a
     copy, or on purpose) would split it into tokens that match nothing."""
     assert level(triage, text) == "emergency"
+
+
+# Everyday messages an outside test found read as emergencies by the first version of the 2026-12-01
+# patterns (someone on the way, breathing, bleeding, "send someone", a girl and men going in).
+@pytest.mark.parametrize("text", [
+    "can you send someone to fix the sink?", "manden a alguien a hablar a mi escuela",
+    "my baby is not breathing well because of a cold?", "mi bebé no respira bien por la gripa",
+    "my nose won't stop bleeding, is that normal", "my period won't stop bleeding",
+    "mi hermano viene para acá a ayudarme", "mi esposo viene para acá a comer",
+    "there's a little girl at my work and the guys are going in there to fix the ac",
+    "a little girl lives next door and the guys are always going in there",
+])
+def test_everyday_messages_near_the_new_emergency_patterns_stay_below_emergency(triage, text):
+    assert level(triage, text) != "emergency"
+
+
+@pytest.mark.parametrize("text", [
+    "he stopped breathing", "please send someone", "he hit me and my nose wont stop bleeding",
+    "cuanto falta, tengo miedo que me pegue", "hes on his way here and hes mad",
+])
+def test_the_same_concepts_in_danger_are_still_emergencies(triage, text):
+    assert level(triage, text) == "emergency"
