@@ -12,7 +12,7 @@ import time
 
 import requests
 from flask import current_app
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from bot import events, outbound
 from bot.errors import NoConsent, RecipientOptedOut, SendFailed
@@ -44,7 +44,9 @@ def send_outbound(outbound_id: str) -> None:
         try:
             outbound.check_may_text(conv)  # STOP may have come after the reply was queued
         except (RecipientOptedOut, NoConsent) as refused:
-            outbound.finish(record, "failed", "opted out" if isinstance(refused, RecipientOptedOut) else "no consent")
+            why = ("opted out" if isinstance(refused, RecipientOptedOut)
+                   else "not safe to talk now" if conv.slots.get("quiet") else "no consent")
+            outbound.finish(record, "failed", why)
             return
         if conv.channel not in outbound.TWILIO_CHANNELS:
             outbound.finish(record, "delivered")  # the chat page shows it from the transcript
@@ -119,8 +121,9 @@ def _lost_send(twilio, record: outbound.Outbound, conv: Conversation, body: str)
     try:
         # No DateSent filter: a message Twilio still holds as queued has no date_sent yet.
         recent = twilio.messages.list(**query)
-    except (TwilioRestException, requests.RequestException) as exc:
-        # Never send without having looked: try the whole job again later.
+    except (TwilioException, requests.RequestException) as exc:
+        # Never send without having looked: try the whole job again later. (A failed page of the list
+        # raises the base TwilioException, "Unable to fetch page", not TwilioRestException.)
         raise SendFailed(f"could not look up an interrupted send ({type(exc).__name__})") from exc
     since = record.started - CLOCK_SKEW
     for message in recent:

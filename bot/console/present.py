@@ -76,7 +76,8 @@ TWILIO_ERRORS = {
 SEND_FAILURES = (
     ("Twilio is not configured", "outbound texting is not set up on this help line", False),
     ("opted out", "the texter has opted out (STOP)", True),
-    ("no consent", "the texter has not agreed to be texted, or said it is not safe to talk", False),
+    ("no consent", "the texter has not agreed to be texted", False),
+    ("not safe to talk now", "the texter said it is not safe to talk now: send it again once they write", False),
     ("no answer from Twilio", "Twilio did not answer", False),
     ("could not look up an interrupted send", "Twilio did not answer", False),
     ("Twilio answered 429", "Twilio was too busy", False),

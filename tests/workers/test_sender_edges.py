@@ -251,5 +251,19 @@ def test_a_reply_queued_before_the_texter_said_it_is_not_safe_to_talk_is_held_ba
     run_jobs()
 
     held = record(app, outbound_id)
-    assert (held.status, held.error) == ("failed", "no consent")
+    assert (held.status, held.error) == ("failed", "not safe to talk now")  # not "no consent": they agreed
     assert posts(sending) == []
+
+
+def test_a_failed_look_up_after_a_timeout_sends_nothing_and_says_why(sending, app, queued_texter, run_jobs):
+    """twilio's list() raises the base TwilioException ("Unable to fetch page") for an HTTP error: the
+    reply must wait for a later look-up, never be sent blind, and say so in words, not a raw error."""
+    _, conv_id = queued_texter()
+    sending.hang_next(5, accept=False)  # the send times out
+    sending.fail_next(status=500, method="GET", times=20)  # and every look-up that must come first fails
+    outbound_id = reply(app, conv_id)
+    run_jobs()
+    assert len(posts(sending)) == 1  # never sent again without having looked
+    given_up = record(app, outbound_id)
+    assert given_up.status == "failed"
+    assert "could not look up an interrupted send" in given_up.error and "Unable to fetch page" not in given_up.error
