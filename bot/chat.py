@@ -158,7 +158,7 @@ def post_message():
     ended = helpline.store.load(cid)
     if over(ended) and (ended is None or not helpline.flows.is_emergency(text)):
         # The page offers a new chat instead; it keeps what was typed, for the new one. Danger typed into
-        # an ended chat is answered as danger anywhere: 911 at once, the counsellors alerted, back in line.
+        # an ended chat is answered as danger is anywhere: 911 at once, the counsellors alerted, a way back in line.
         raise ChatError(409, "ended", detail="this chat has ended; start a new one")
     _limit("chat-msg", "token:" + token, per_chat, 60)
     _total_within(helpline, token, cid)

@@ -256,10 +256,11 @@ class FlowEngine:
         if intent == "not_safe_now":
             conv.slots["quiet"] = True  # nobody texts them first until they write again
         elif conv.slots.get("quiet"):
+            # "ok", "👍" after "he is next to me": nothing that lights up the phone (but a question,
+            # "is it ok now", is someone writing again: it is answered).
             if (word in ACKNOWLEDGEMENTS or intent == "thanks_bye" or not any(ch.isalnum() for ch in word)) \
                     and not asks(text, word):
-                return step  # "ok", "👍" after "he is next to me": nothing that lights up the phone
-                # (but a question, "is it ok now", is someone writing again: it is answered)
+                return step
             del conv.slots["quiet"]
         if leaving:
             self._fire_to(step, conv, self.flow.leave_line)  # "leave the line?": not an opt-out
@@ -423,8 +424,7 @@ class FlowEngine:
         if g.to:
             conv.misses = 0
             self._fire(step, conv, g.id)
-        elif conv.handoff != "active" and not self.flow.states[conv.state].handoff:
-            state = self.flow.states[conv.state]
+        elif conv.handoff != "active" and not (state := self.flow.states[conv.state]).handoff:
             if g.say and state.options and conv.state not in self._asks_safety and state.name != self.flow.fallback:
                 # HELP is information, not an answer: asked again instead of answering, a person is offered.
                 conv.misses += 1
