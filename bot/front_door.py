@@ -11,16 +11,15 @@ from flask import Blueprint, abort, current_app, redirect, render_template
 from .console import accounts
 from .extensions import get_redis
 from .health import check
+from .settings import FRONT_DOOR_OFF
 
 bp = Blueprint("front_door", __name__)
-
-OFF = "off"
 
 
 @bp.get("/")
 def index():
     choice = current_app.config.get("FRONT_DOOR") or ""
-    if choice == OFF or (not choice and current_app.config["HELPLINE_ENV"] == "production"):
+    if choice == FRONT_DOOR_OFF or (not choice and current_app.config["HELPLINE_ENV"] == "production"):
         abort(404)
     if choice:
         return redirect(choice, 302)

@@ -126,9 +126,12 @@ ENVIRONMENTS = ("development", "production")
 MIN_SECRET = 32  # characters of SECRET_KEY and HELPLINE_HASH_KEY in production (secrets.token_urlsafe(32) gives 43)
 
 
+FRONT_DOOR_OFF = "off"
+
+
 def front_door_problem(value) -> str | None:
     """FRONT_DOOR is empty, "off" or an http(s) address (bot.front_door); anything else, why not."""
-    if not value or value == "off":
+    if not value or value == FRONT_DOOR_OFF:
         return None
     try:
         parts = urlsplit(value)

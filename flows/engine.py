@@ -635,7 +635,7 @@ class FlowEngine:
             # The first number ("I am 16, born 2008"); other scripts' digits ("١٦") read as ASCII, and "¹⁶" as 16 (NFKC).
             found = re.search(r"[0-9]+", ascii_digits(word))
             age = int(found.group()) if found else number_in(word, conv.lang)  # "fifteen", "tengo quince"
-            if age is None or not 5 <= age <= 120:
+            if age not in AGES:
                 return None
             conv.slots[state.slot] = age
             return True
@@ -757,6 +757,7 @@ def clean(text: str) -> str:
     return text.strip()[:MAX_TEXT]
 
 
+AGES = range(5, 121)  # what an answer to "how old are you?" can be
 # An age said in passing, with the words that make it one ("im 15", "15 years old", "tengo 15 años"):
 # a bare number in a sentence ("left 2 days ago") is not one.
 _STATED_AGE = re.compile(r"\b(?:i am|im|i'm|age|aged|tengo)\s+([0-9]{1,2})\b(?!\s*(?:mi|min|hour|hr|day|dia|día|week|"
@@ -767,7 +768,7 @@ _STATED_AGE = re.compile(r"\b(?:i am|im|i'm|age|aged|tengo)\s+([0-9]{1,2})\b(?!\
 def stated_age(word: str) -> int | None:
     found = _STATED_AGE.search(word)
     age = int(found.group(1) or found.group(2)) if found else None
-    return age if age is not None and 5 <= age <= 120 else None
+    return age if age in AGES else None
 
 
 def asks(text: str, word: str) -> bool:
