@@ -42,11 +42,13 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"unix://{self.socket}"
 
+    def _client(self) -> redis.Redis:
+        # No retries: an answer, even "wrong password", is all these questions ask.
+        return redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1, retry=Retry(NoBackoff(), 0))
+
     def ping(self) -> bool:
         try:
-            # No retries: an answer, even "wrong password", is all this asks.
-            client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1, retry=Retry(NoBackoff(), 0))
-            return bool(client.ping())
+            return bool(self._client().ping())
         except redis.AuthenticationError:
             return True  # it answers; it wants a password
         except (redis.RedisError, OSError):
@@ -79,8 +81,7 @@ class EmbeddedRedis:
     def others_connected(self) -> int:
         """Clients connected to the server besides the one asking: another process still using it."""
         try:
-            client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1, retry=Retry(NoBackoff(), 0))
-            return max(0, int(client.info("clients")["connected_clients"]) - 1)
+            return max(0, int(self._client().info("clients")["connected_clients"]) - 1)
         except (redis.RedisError, OSError):
             return 0
 
