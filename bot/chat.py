@@ -25,7 +25,7 @@ from . import ratelimit
 from .engine import Inbound
 from .errors import ConversationBusy, ConversationGone, HelplineError, StoreUnavailable, origin
 from .chat_streams import Claim, takeover_channel
-from .events import BUSY, conversation_channel, listen, live_response
+from .events import BUSY, conversation_channel, listen, live_response, subscribe
 from .security import client_address
 from .extensions import get_helpline, get_redis, get_store
 from .store import conv_key, entry, transcript_key
@@ -198,12 +198,19 @@ def events():
     seen = seen if -1 <= seen <= MAX_INDEX else -1  # not ours: start from the beginning
 
     def open_stream():
+        # Subscribed before the claim, so that a newer stream's takeover, published the moment after
+        # it, is heard (else this stream would hold its slot as a ghost for a minute); and before
+        # reading the transcript, so that nothing written in between is missed.
+        pubsub = subscribe(get_redis(), conversation_channel(cid), takeover_channel(cid))
         claim = Claim(get_redis(), get_helpline().store.vault, cid, token, client_address())
-        if not claim.take(current_app.config["CHAT_STREAMS_PER_ADDRESS"]):
+        try:
+            taken = claim.take(current_app.config["CHAT_STREAMS_PER_ADDRESS"])
+        except BaseException:
+            pubsub.close()
+            raise
+        if not taken:
+            pubsub.close()
             return iter([BUSY])  # the page polls /api/replies meanwhile
-        pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
-        # Subscribe before reading the transcript so that nothing written in between is missed.
-        pubsub.subscribe(conversation_channel(cid), takeover_channel(cid))
         return _stream(get_store(), pubsub, claim, seen)
 
     return live_response(open_stream)

@@ -41,6 +41,31 @@ def messages(kind: str, conv_id: str, **data) -> list[tuple[str, str]]:
     return [(channel, message) for channel in channels]
 
 
+# How long a stream waits for Redis to confirm its subscriptions before giving up (RedisError).
+SUBSCRIBE_SECONDS = 5.0
+
+
+def subscribe(client, *channels: str):
+    """A pub/sub on `channels` that Redis has confirmed: whatever is published from the moment this
+    returns is heard. (redis-py's subscribe() only sends the command, so an event published on
+    another connection just after it could be missed.)"""
+    pubsub = client.pubsub()
+    try:
+        pubsub.subscribe(*channels)
+        confirmed, deadline = 0, time.monotonic() + SUBSCRIBE_SECONDS
+        while confirmed < len(channels):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise redis.TimeoutError("Redis did not confirm a subscription")
+            message = pubsub.get_message(timeout=left)
+            confirmed += bool(message and message["type"] == "subscribe")
+    except BaseException:
+        pubsub.close()
+        raise
+    pubsub.ignore_subscribe_messages = True
+    return pubsub
+
+
 def listen(pubsub, seconds: float = STREAM_SECONDS, heartbeat: float = HEARTBEAT_SECONDS):
     """Each event on the subscribed channels as a dict, and None every `heartbeat` seconds; for `seconds`.
 

@@ -175,8 +175,7 @@ class Listener(threading.Thread):
         # What is in the transcript already was shown, or was written before this chat (an SMS texter
         # coming back with --name); read now, so that a reply written from here on is not missed.
         self.seen = self.redis.llen(transcript_key(texter.conv_id)) - 1
-        self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        self.pubsub.subscribe(events.conversation_channel(texter.conv_id))
+        self.pubsub = events.subscribe(self.redis, events.conversation_channel(texter.conv_id))
 
     def run(self) -> None:
         try:

@@ -35,9 +35,7 @@ def live_events():
 
 
 def _subscribed(conv_id: str | None):
-    pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(events.conversation_channel(conv_id) if conv_id else events.CONSOLE)
-    return pubsub
+    return events.subscribe(get_redis(), events.conversation_channel(conv_id) if conv_id else events.CONSOLE)
 
 
 def _stream(pubsub):

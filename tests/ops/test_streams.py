@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -12,8 +13,10 @@ import requests
 
 from bot import create_app
 from bot.events import BUSY
-from tests.conftest import AUTH_TOKEN, Texter, replies_of, sign
+from tests.conftest import AUTH_TOKEN, Texter, app_config, replies_of, sign
 from tests.ops.processes import BIN, ROOT, free_port, wait_for_port
+from tests.privacy.redis_faults import CuttingProxy
+from tests.privacy.test_faults import tcp_redis  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -100,7 +103,7 @@ def test_one_token_opened_a_dozen_times_holds_one_slot_and_another_visitor_still
     streams = [open_raw_stream(gunicorn, hog) for _ in range(12)]
     try:
         # The superseded streams hear the takeover within a second and give back their slots.
-        deadline, first = time.monotonic() + 5, b""
+        deadline, first = time.monotonic() + 20, b""
         while not first.startswith(b"retry: 2000\nevent: live") and time.monotonic() < deadline:
             with requests.get(gunicorn + f"/chat/api/events?token={visitor}", stream=True, timeout=10) as live:
                 first = next(live.iter_content(chunk_size=None))
@@ -108,3 +111,29 @@ def test_one_token_opened_a_dozen_times_holds_one_slot_and_another_visitor_still
     finally:
         for s in streams:
             s.close()
+
+
+def test_a_page_that_reconnects_ends_its_ghost_stream_even_when_redis_confirms_subscriptions_slowly(tcp_redis, tmp_path):
+    """The ghost hears the newer stream's takeover only if it was subscribed before that was published:
+    here every SUBSCRIBE takes 0.3 s to reach Redis, as on a slow network."""
+    proxy = CuttingProxy(tcp_redis[1])
+    proxy.subscribe_delay = 0.3
+    try:
+        app = create_app(app_config(f"redis://127.0.0.1:{proxy.port}/0", tmp_path / "instance", LIVE_STREAMS=2))
+        client = app.test_client()
+        token = open_chat(client)
+        ghost = client.get(f"/chat/api/events?token={token}", buffered=False)
+        assert next(ghost.response).startswith(b"retry: 2000\nevent: live")
+        newer = client.get(f"/chat/api/events?token={token}", buffered=False)  # the same page, reconnecting
+        assert next(newer.response).startswith(b"retry: 2000\nevent: live")
+
+        ended = threading.Event()
+        threading.Thread(target=lambda: (list(ghost.response), ended.set()), daemon=True).start()
+        assert ended.wait(5)  # not after the stream's minute, holding one of the process's two slots
+        ghost.close()
+        other = client.get(f"/chat/api/events?token={open_chat(client)}", buffered=False)
+        assert next(other.response).startswith(b"retry: 2000\nevent: live")  # the freed slot
+        other.close()
+        newer.close()
+    finally:
+        proxy.close()

@@ -15,12 +15,14 @@ EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 
 class CuttingProxy:
     """127.0.0.1:<port> → Redis on target_port. arm("before_exec"|"after_exec", times) cuts the next
-    `times` transactions: before EXEC reaches Redis, or after Redis ran it but before its answer returns."""
+    `times` transactions: before EXEC reaches Redis, or after Redis ran it but before its answer returns.
+    subscribe_delay holds each SUBSCRIBE that long before Redis sees it (a slow network)."""
 
     def __init__(self, target_port: int, tls: ssl.SSLContext | None = None):
         self.target = ("127.0.0.1", target_port)
         self.tls = tls
         self.mode, self.left, self.cuts = None, 0, 0
+        self.subscribe_delay = 0.0
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -63,6 +65,8 @@ class CuttingProxy:
     def _to_server(self, client, upstream, link) -> None:
         try:
             while data := client.recv(65536):
+                if self.subscribe_delay and b"SUBSCRIBE" in data:
+                    time.sleep(self.subscribe_delay)
                 mode = self._take() if EXEC in data else None
                 if mode == "before_exec":
                     break
