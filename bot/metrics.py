@@ -130,8 +130,10 @@ class Stats:
         pipe.set(queued_key(conv_id), since, ex=QUEUED_TTL)
 
     def count(self, client_or_pipe, name: str, label: str, n: int = 1) -> None:
-        """A cumulative counter from outside the message path, e.g. count(pipe, "send_failed", "sms")."""
-        client_or_pipe.hincrby(TOTALS, f"{name}|{label}", n)
+        """A counter from outside the message path, e.g. count(pipe, "send_failed", "sms"): cumulative for
+        /metrics and in today's hash, for the dashboard and the reports."""
+        field = f"{name}|{label}"
+        self._add(client_or_pipe, Counter({field: n}), self.day(self.clock()), Counter({field: n}))
 
     def observe_latency(self, endpoint: str, seconds: float) -> None:
         with self._lock:
