@@ -213,6 +213,10 @@ def test_negation_high(triage, negated, plain):
     "vivo en el rancho con mis papas y no tengo trabajo",
     "my family will pay for my ticket",
     "trabajo en la calle vendiendo elotes",
+    # help with a task, or a call back, is not a plea for rescue
+    "can you send someone to help me with my resume",
+    "can someone call me to help with food stamps",
+    "me pueden mandar ayuda con mi tarea",
     "they will call the police on the party",
     "my cat sits on top of me when i sleep",
     # words next to new harm patterns
@@ -250,6 +254,8 @@ def test_false_positives_are_normal(triage, text):
 # on a person, weapon shown, overdose, documents held until a debt is paid).
 @pytest.mark.parametrize("text,expected", [
     ("he is dragging me by my hair", "emergency"),
+    ("please send someone to help me now", "emergency"),  # a plea, unlike help with a resume
+    ("manden ayuda por favor", "emergency"),
     ("he put a knife on the table and said im next", "emergency"),
     ("i swallowed everything in the medicine cabinet", "emergency"),
     ("he slammed my head into the wall", "emergency"),
