@@ -7,7 +7,7 @@ import redis
 
 STREAM = "audit"
 ACTIONS = ("open", "claim", "release", "transfer", "end", "reveal", "note", "reply", "retry", "sign_in",
-           "sign_in_failed", "sign_out", "export")
+           "sign_in_failed", "sign_out", "export", "monitor", "whisper", "take_over", "block", "unblock")
 
 
 def record(client_or_pipe, actor: str, action: str, conv_id: str = "", detail: str = "") -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from flows.conversation import RISK_ORDER, Conversation
 from flows.engine import MAX_TEXT, FlowEngine, Step
 
-from . import events
+from . import blocking, events
 from .errors import ConversationGone, Throttled
 from .ratelimit import SenderLimit, allow
 from .store import ConversationStore, entry
@@ -61,7 +61,7 @@ class Outcome:
 
 # The flow's effects that write outside the conversation (the rest change it: see _prepare).
 _STORE_EFFECTS = frozenset({"request_handoff", "record_tip", "emergency_alert", "erase", "opt_out", "opt_in",
-                            "leave_queue"})
+                            "leave_queue", "block_notice"})
 
 
 KEPT_PAST_CAP = 160  # characters of each message kept once a conversation has passed its cap
@@ -92,7 +92,10 @@ class Helpline:
         `create`, a message for a conversation that does not exist raises ConversationGone.
         """
         cid = self.conversation_id(inbound.channel, inbound.address)
-        session = self.store.begin(cid, inbound.message_id, count=limit.counter() if limit else None)
+        # A block is read in the same round trip as the conversation: a message costs no more for it.
+        blocked_as = blocking.digest_of(self.store.vault, cid)
+        session = self.store.begin(cid, inbound.message_id, count=limit.counter() if limit else None,
+                                   read=blocking.key(blocked_as))
         if session.previous is not None:
             self.store.release(session)
             return Outcome(cid, list(session.previous.get("replies", [])), duplicate=True,
@@ -107,7 +110,11 @@ class Helpline:
             now = self.clock()
             conv = session.conv or Conversation(id=cid, channel=inbound.channel, address=inbound.address)
             before = (conv.new, conv.state, conv.handoff, conv.risk)
-            step = self.flows.step(conv, inbound.text, now)
+            block = blocking.opened(self.store.vault, blocked_as, session.read, now)
+            if block is None:
+                step = self.flows.step(conv, inbound.text, now)
+            else:
+                conv, step = blocking.answer(self.flows, self.store.vault, conv, inbound.text, now, block)
             # Before the transcript entries: it may add a reply (the wait), which the transcript must hold.
             self._prepare(conv, step, now, handoff_before=before[2])
             # The counsellor sees what the bot read the message as ("not_safe_now" above all).
@@ -202,6 +209,8 @@ class Helpline:
                 elif effect.name == "leave_queue":
                     self.waiting.remove(pipe, cid)
                     events.publish(pipe, "left", cid)
+                elif effect.name == "block_notice":
+                    blocking.noted(pipe, **effect.params)
                 else:  # opt_out, opt_in
                     events.publish(pipe, effect.name, cid)
 

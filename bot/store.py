@@ -33,13 +33,16 @@ return 0
 """
 
 # One command instead of a pipeline of five: a command costs this client more than the server.
-# KEYS: lock, conversation, dedupe record (the lock again when there is none), [rate-limit counter]
-# ARGV: lock token, lock ttl (ms), the counter's ttl, '1' when KEYS[3] is a dedupe record
+# KEYS: lock, conversation, dedupe record (the lock again when there is none), [rate-limit counter],
+#       [one more key to read: bot.blocking's record of the sender]
+# ARGV: lock token, lock ttl (ms), the counter's ttl, '1' when KEYS[3] is a dedupe record, '1' when the
+#       last key is one to read
 # A message answered before gets that answer without the lock: whoever holds it (or died holding it)
 # cannot make a retry wait, nor answer it differently.
 _BEGIN = """
 local hits = 0
-if #KEYS > 3 then
+local read = ARGV[5] == '1'
+if #KEYS - (read and 1 or 0) > 3 then
   hits = redis.call('incr', KEYS[4])
   if hits == 1 then redis.call('expire', KEYS[4], ARGV[3]) end  -- the key names its window: one TTL
 end
@@ -49,7 +52,8 @@ if ARGV[4] == '1' then
 end
 local locked = redis.call('get', KEYS[1]) == ARGV[1]  -- taken already by this very call, tried again
 if not locked then locked = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) end
-return {hits, locked and 1 or 0, redis.call('get', KEYS[2]), redis.call('get', KEYS[3])}
+return {hits, locked and 1 or 0, redis.call('get', KEYS[2]), redis.call('get', KEYS[3]),
+        read and redis.call('get', KEYS[#KEYS])}
 """
 
 # Everything a message writes, then the unlock, as one command (see ConversationStore.commit).
@@ -128,6 +132,7 @@ class Session:
     previous: dict | None  # the stored outcome of this message id, when it was handled before
     entries: list[dict] = field(default_factory=list)
     count: int = 0  # the sender's hits in the current rate-limit window, when begin() was asked to count
+    read: bytes | None = None  # the value of begin()'s `read` key, when it was given one
 
 
 class _Held:
@@ -195,10 +200,12 @@ class ConversationStore:
 
     # -- the hot path: one round trip to lock and load, one to save and unlock ----
 
-    def begin(self, conv_id: str, message_id: str | None = None, count: tuple[str, int] | None = None) -> Session:
+    def begin(self, conv_id: str, message_id: str | None = None, count: tuple[str, int] | None = None,
+              read: str | None = None) -> Session:
         """Take the conversation's lock and load it (and any earlier outcome of message_id).
 
-        `count=(name, ttl)` also counts one hit on a rate-limit counter in the same round trip.
+        `count=(name, ttl)` also counts one hit on a rate-limit counter in the same round trip, and
+        `read` names one more key whose value comes back in it (Session.read).
         """
         token = secrets.token_hex(8)
         deadline = time.monotonic() + self.lock_wait
@@ -208,15 +215,16 @@ class ConversationStore:
         while True:
             try:
                 counter = [count[0]] if count is not None else []
-                call = {"keys": [*keys, *counter],
-                        "args": [token, LOCK_TTL_MS, count[1] if counter else 0, "1" if message_id else "0"]}
+                call = {"keys": [*keys, *counter, *([read] if read else [])],
+                        "args": [token, LOCK_TTL_MS, count[1] if counter else 0, "1" if message_id else "0",
+                                 "1" if read else "0"]}
                 try:
-                    counted, locked, raw, previous = self._call(self._begin, **call)
+                    counted, locked, raw, previous, *extra = self._call(self._begin, **call)
                 except redis.ConnectionError:
                     # A connection Redis closed while it sat idle (a restart, a failover, an idle
                     # timeout) fails once, on its next use. This call can be made again: a lock it
                     # may have taken is ours already, and a hit counted twice is only a hit.
-                    counted, locked, raw, previous = self._call(self._begin, **call)
+                    counted, locked, raw, previous, *extra = self._call(self._begin, **call)
                 if counter:
                     hits, count = int(counted), None  # one hit per message, however long the lock takes
             except redis.RedisError as exc:
@@ -225,7 +233,7 @@ class ConversationStore:
                 return Session(conv_id, token, None, self.vault.open(previous), count=hits)
             if locked:
                 conv = Conversation.from_doc(self.vault.open(raw)) if raw else None
-                return Session(conv_id, token, conv, None, count=hits)
+                return Session(conv_id, token, conv, None, count=hits, read=extra[0] if extra else None)
             if time.monotonic() > deadline:
                 raise ConversationBusy("conversation lock not released in time")
             time.sleep(delay)

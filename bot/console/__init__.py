@@ -15,4 +15,5 @@ for _code in (400, 403, 404, 409, 413, 429):
     bp.register_error_handler(_code, _error_page)
 
 # The views register themselves on bp.
-from . import auth, conversation, listings, live, supervision, waiting_list  # noqa: E402,F401
+from . import auth, blocking, conversation, listings, live, supervision, waiting_list  # noqa: E402,F401
+from . import next_texter  # noqa: E402,F401
