@@ -8,7 +8,7 @@ from flask import abort, redirect, render_template, request, url_for
 from .. import audit
 from ..errors import SendFailed
 from ..extensions import get_redis, get_store
-from . import accounts, bp, canned, handoff
+from . import accounts, bp, canned, handoff, monitoring, presence, wrapup
 from .auth import current_counsellor, first_in_session, login_required, supervisor_required, tell
 
 _CONV_ID = re.compile(r"^[a-z2-7]{32}$")  # Vault.conversation_id: base32 of 20 bytes
@@ -19,30 +19,36 @@ def _load(conv_id: str):
     conv = get_store().load(conv_id) if _CONV_ID.match(conv_id) else None
     if conv is None:
         abort(404, "This conversation does not exist (any more): the texter may have erased it.")
-    if not handoff.can_view(current_counsellor(), conv):
-        abort(403, f"{conv.counsellor or 'Another counselor'} holds this conversation.")
+    me = current_counsellor()
+    if not handoff.can_view(me, conv):
+        by = monitoring.taken_by(me, conv)
+        abort(403, f"Taken over by {by}, a supervisor, who holds this conversation now." if by
+              else f"{conv.counsellor or 'Another counselor'} holds this conversation.")
     return conv
 
 
-def _live_context(conv) -> dict:
+def _live_context(conv, monitoring: bool = False) -> dict:
+    """What the live region shows; rendering it also counts the counsellor as viewing the conversation."""
     me = current_counsellor()
     can_text, why_not = handoff.may_text(conv)
     transcript = get_store().transcript(conv.id)
+    client = get_redis()
     return {
         "conv": conv, "transcript": transcript, "delivery": handoff.delivery(transcript),
-        "holding": handoff.holds(me, conv),
+        "holding": not monitoring and handoff.holds(me, conv), "monitoring": monitoring,
         "can_text": can_text, "why_not": why_not,
+        "viewers": presence.described(client, presence.seen(client, conv.id, me.name)),
     }
 
 
 def _page(conv_id: str, error: str | None = None, status: int = 200, draft: str = "", note_draft: str = "",
-          revealed: str | None = None):
+          revealed: str | None = None, monitoring: bool = False, wrapup_draft: dict | None = None):
     conv = _load(conv_id)
     others = [n for n in accounts.names(get_redis()) if n != conv.counsellor]
     return render_template(
         "console/conversation.html", error=error, draft=draft, note_draft=note_draft, revealed=revealed,
-        snippets=canned.snippets(conv.lang), outcomes=handoff.OUTCOMES, others=others,
-        **_live_context(conv)), status
+        snippets=canned.snippets(conv.lang), others=others, **wrapup.page(conv_id, wrapup_draft),
+        **_live_context(conv, monitoring)), status
 
 
 @bp.get("/c/<conv_id>")
@@ -106,13 +112,14 @@ def transfer(conv_id):
 @bp.post("/c/<conv_id>/end")
 @login_required
 def end(conv_id):
-    outcome = request.form.get("outcome", "")
-    return _change(conv_id, lambda me: handoff.end(me, conv_id, outcome), url_for("console.index"),
-                   said=lambda closing_sent: _ended(conv_id, outcome, closing_sent))
+    answers = wrapup.answers(request.form)
+    return _change(conv_id, lambda me: handoff.end(me, conv_id, answers), url_for("console.index"), "Not ended",
+                   said=lambda closing_sent: _ended(conv_id, answers["outcome"][0], closing_sent),
+                   wrapup_draft=answers)
 
 
 def _ended(conv_id: str, outcome: str, closing_sent: bool) -> str:
-    said = f"Conversation ended (outcome: {handoff.OUTCOMES[outcome].lower()})."
+    said = f"Conversation ended (outcome: {wrapup.OUTCOMES[outcome].lower()})."
     if closing_sent:
         return said + " The closing message is on its way."
     conv = get_store().load(conv_id)

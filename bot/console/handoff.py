@@ -22,18 +22,11 @@ from ..extensions import flow_engine, get_redis, get_store, get_waiting
 from ..outbound import check_may_text, missing_settings, outbound_key, queue_reply, requeue
 from ..outbound import load as load_outbound
 from ..store import entry
-from . import accounts
+from . import accounts, capacity, wrapup
 from .accounts import Counsellor
 from .present import CHANNELS, Failure, failure
 
 ACTIVE = "console:active"  # conversation id -> the counsellor holding it
-OUTCOMES = {
-    "resolved": "Resolved",
-    "referred": "Referred",
-    "no_response": "No response",
-    "emergency_services": "Emergency services",
-    "other": "Other",
-}
 MAX_TEXT = 1600  # one SMS body at most
 
 
@@ -202,21 +195,25 @@ def _changing(conv_id: str):
     store.commit(session, session.conv, also=lambda pipe: [effect(pipe) for effect in effects])
 
 
-def claim(counsellor: Counsellor, conv_id: str) -> Conversation:
-    """Take a waiting conversation; of two counsellors claiming at once exactly one wins."""
+def claim(counsellor: Counsellor, conv_id: str | None = None) -> Conversation:
+    """Take a waiting conversation, or with no id the most urgent, longest waiting one ("help the next
+    texter"); of counsellors claiming at once each gets a different one. capacity.Refused at the
+    counsellor's limit or on a break; capacity.NobodyWaiting when no id is given and nobody waits."""
     client = get_redis()
-    if not get_waiting().claim(conv_id):
-        holder = client.hget(ACTIVE, conv_id)
-        raise AlreadyTaken(holder.decode() if holder else None)
-    client.hset(ACTIVE, conv_id, counsellor.name)  # so a loser can say who won
+    # Off the queue and into ACTIVE (so a loser can say who won) in one step with the capacity check.
+    conv_id, holder = capacity.take(client, ACTIVE, counsellor, conv_id)
+    if conv_id is None:
+        raise AlreadyTaken(holder or None)
     try:
         with _changing(conv_id) as (conv, effects):
             conv.handoff, conv.counsellor = "active", counsellor.name
+            priority = handoff_priority(conv, conv.slots.get("reason"))
             effects += [
                 # A texter's message between the claim and the lock may have queued it again.
                 lambda pipe: get_waiting().remove(pipe, conv_id),
                 lambda pipe: events.publish(pipe, "claimed", conv_id, by=counsellor.name),
-                lambda pipe: audit.record(pipe, counsellor.name, "claim", conv_id),
+                # The priority: the supervisors' overview counts each counsellor's emergencies this shift.
+                lambda pipe: audit.record(pipe, counsellor.name, "claim", conv_id, detail=priority),
             ]
     except Gone:
         client.hdel(ACTIVE, conv_id)
@@ -256,16 +253,23 @@ def transfer(counsellor: Counsellor, conv_id: str, to: str) -> None:
         _check_holder(counsellor, conv)
         if conv.counsellor == target.name:
             raise HandoffError(f"{target.name} already holds this conversation")
-        conv.counsellor = target.name
+        why_not = capacity.cannot_receive(get_redis(), ACTIVE, target)
+        if why_not:
+            raise HandoffError(why_not)
+        # Handing it to oneself (only a supervisor can) is taking it over: the trail names who had it.
+        former, conv.counsellor = conv.counsellor, target.name
+        taken = target.name == counsellor.name
         effects += [
             lambda pipe: pipe.hset(ACTIVE, conv_id, target.name),
             lambda pipe: events.publish(pipe, "transferred", conv_id, by=counsellor.name, to=target.name),
-            lambda pipe: audit.record(pipe, counsellor.name, "transfer", conv_id, detail=target.name),
+            lambda pipe: audit.record(pipe, counsellor.name, "take_over" if taken else "transfer", conv_id,
+                                      detail=former if taken else target.name),
         ]
 
 
-def note(counsellor: Counsellor, conv_id: str, text: str) -> None:
-    """An internal note: kept encrypted in the transcript, never sent to the texter."""
+def note(counsellor: Counsellor, conv_id: str, text: str, whisper: bool = False) -> None:
+    """An internal note: kept encrypted in the transcript, never sent to the texter. A whisper is a
+    supervisor's note to the counsellor holding the conversation, marked as such."""
     text = _text(text)
     conv = get_store().load(conv_id)
     if conv is None:
@@ -273,9 +277,10 @@ def note(counsellor: Counsellor, conv_id: str, text: str) -> None:
     if not can_view(counsellor, conv):
         raise NotHolder("you cannot write notes on a conversation someone else holds")
     pipe = get_redis().pipeline(transaction=True)
-    get_store().append(conv_id, entry("note", text, time.time(), by=counsellor.name), pipe=pipe)
+    marked = {"whisper": True} if whisper else {}
+    get_store().append(conv_id, entry("note", text, time.time(), by=counsellor.name, **marked), pipe=pipe)
     events.publish(pipe, "note", conv_id)
-    audit.record(pipe, counsellor.name, "note", conv_id)
+    audit.record(pipe, counsellor.name, "whisper" if whisper else "note", conv_id)
     pipe.execute()
 
 
@@ -320,13 +325,17 @@ def retry(counsellor: Counsellor, conv_id: str, outbound_id: str) -> None:
         raise CannotSend("this reply is already on its way again")
 
 
-def end(counsellor: Counsellor, conv_id: str, outcome: str) -> bool:
-    """End the conversation with an outcome; send the closing message when allowed (True if sent)."""
-    if outcome not in OUTCOMES:
-        raise HandoffError("choose an outcome from the list")
+def end(counsellor: Counsellor, conv_id: str, answers: dict[str, str | list[str]]) -> bool:
+    """End the conversation with the wrap-up form's answers, kept as its contact record (bot.console.wrapup);
+    send the closing message when allowed (True if sent)."""
+    record, wrong = wrapup.FORM.check(answers)
+    if wrong:
+        raise HandoffError("; ".join(wrong))
+    outcome = record["outcome"]
     engine = flow_engine(current_app.config["HELPLINE_NAME"])
     with _changing(conv_id) as (conv, effects):
         _check_holder(counsellor, conv)
+        holder, emergency = conv.counsellor, handoff_priority(conv, conv.slots.get("reason")) == "emergency"
         engine.end_handoff(conv)
         conv.slots["outcome"] = outcome
         effects += [
@@ -334,7 +343,10 @@ def end(counsellor: Counsellor, conv_id: str, outcome: str) -> bool:
             lambda pipe: pipe.hdel(ACTIVE, conv_id),
             lambda pipe: events.publish(pipe, "ended", conv_id),
             lambda pipe: audit.record(pipe, counsellor.name, "end", conv_id, detail=outcome),
+            wrapup.keeping(conv_id, record, counsellor.name, time.time()),
         ]
+        if emergency:
+            effects.append(lambda pipe: capacity.offer_pause(pipe, holder))
     if not may_text(conv)[0]:
         return False
     try:

@@ -9,7 +9,7 @@ from flask import Response, render_template, request
 
 from .. import audit, outbound
 from ..extensions import get_redis, get_waiting
-from . import accounts, bp, handoff
+from . import accounts, bp, handoff, monitoring
 from .auth import current_counsellor, hashed_name, supervisor_required
 from .waiting_list import MAX_PAGE
 
@@ -23,7 +23,7 @@ CSV_ROWS = 100_000
 def overview():
     client = get_redis()
     return render_template("console/all.html", waiting=handoff.waiting_rows(MAX_PAGE), depth=get_waiting().depth(),
-                           active=handoff.active_rows(), online=accounts.online(client),
+                           active=monitoring.watched(), online=accounts.online(client),
                            counsellors=accounts.everyone(client), failed=outbound.failed(FAILED_ROWS), when=_when)
 
 

@@ -65,6 +65,17 @@
         });
     }
     timer = window.setTimeout(tick, POLL_MS);
+    var leave = region.getAttribute("data-leave");
+    if (leave) {
+      // Others see who has this page open; a page going away says so rather than wait to expire.
+      // Not when a form was sent: that page comes back at once, and would then be missing a moment.
+      window.addEventListener("pagehide", function () {
+        var token = document.querySelector("input[name=csrf_token]");
+        if (leaving || !token) { return; }
+        fetch(leave, { method: "POST", keepalive: true, credentials: "same-origin",
+                       headers: { "X-CSRF-Token": token.value } });
+      });
+    }
     var events = region.getAttribute("data-events");
     if (events && window.EventSource) {
       var stream = new EventSource(events);
