@@ -16,6 +16,8 @@ from datetime import date
 
 import click
 
+from .settings import MAX_CAPACITY
+
 
 # Threads, not one request per process: the chat's live stream stays open for a minute and must
 # not take a whole web process (the Procfile uses the same settings).
@@ -248,17 +250,22 @@ def flows_check():
     from flows.engine import ENGINE_KEYS
     from flows.nlu import IntentModel, ModelError
     from flows.spec import HERE, Flow, FlowError
+    from flows.wrapup import WrapupError, WrapupForm
 
     problems = []
     try:
         catalog = Catalog.load()
         labels = IntentModel.load().labels
         for path in sorted(HERE.glob("*.yaml")):
-            if path.name in ("resources.yaml", "triage.yaml", "canned.yaml"):
+            if path.name in ("resources.yaml", "triage.yaml", "canned.yaml", "wrapup.yaml"):
                 continue
             problems += Flow.load(path).check(catalog, ENGINE_KEYS, intents=labels)
     except (FlowError, CatalogError, ModelError) as exc:
         problems.append(str(exc))
+    try:
+        WrapupForm.load()
+    except WrapupError as exc:
+        problems += exc.problems
     for line in problems:
         click.echo(line, err=True)
     if problems:
@@ -521,9 +528,11 @@ def counsellor():
 @counsellor.command("add")
 @click.argument("name")
 @click.option("--supervisor", is_flag=True, help="may see every conversation and the audit trail")
-def counsellor_add(name, supervisor):
+@click.option("--capacity", "places", type=click.IntRange(1, MAX_CAPACITY), default=None,
+              help="conversations NAME may hold at once (default: COUNSELLOR_CAPACITY)")
+def counsellor_add(name, supervisor, places):
     """Create NAME (or set a new password); the password is asked twice, or read from stdin when piped."""
-    from .console import accounts
+    from .console import accounts, capacity
 
     try:
         name = accounts.clean_name(name)
@@ -539,7 +548,29 @@ def counsellor_add(name, supervisor):
             accounts.add(app.extensions["redis"], name, password, supervisor)
     except accounts.AccountError as exc:
         raise click.ClickException(str(exc)) from exc
+    if places is not None:
+        capacity.set_capacity(app.extensions["redis"], name, places)
     click.echo(f"{'supervisor' if supervisor else 'counsellor'} {name} saved")
+
+
+@counsellor.command("capacity")
+@click.argument("name")
+@click.argument("places", required=False, metavar="[N|default]")
+def counsellor_capacity(name, places):
+    """Show how many conversations NAME may hold at once, or set it (1-20; "default": COUNSELLOR_CAPACITY)."""
+    from .console import accounts, capacity
+
+    app = _app()
+    client, name = app.extensions["redis"], (name or "").strip().lower()
+    if accounts.get(client, name) is None:
+        raise click.ClickException(f"no counsellor named {name!r}")
+    with app.app_context():
+        if places is not None:
+            if places != "default" and not (places.isdigit() and 1 <= int(places) <= MAX_CAPACITY):
+                raise click.BadParameter(f"a number from 1 to {MAX_CAPACITY}, or default", param_hint="N")
+            capacity.set_capacity(client, name, None if places == "default" else int(places))
+        own = capacity.capacity(client, name)
+    click.echo(f"{name} may hold {own} conversation{'s' if own != 1 else ''} at once")
 
 
 @counsellor.command("list")
@@ -575,3 +606,24 @@ def counsellor_remove(name):
     if not accounts.remove(_app().extensions["redis"], name):
         raise click.ClickException(f"no counsellor named {name!r}")
     click.echo(f"{name} removed")
+
+
+@main.command()
+@click.option("--month", default=None, metavar="YYYY-MM", help="the month to count (default: this month so far)")
+@click.option("--weeks", default=None, metavar="N", help="instead of a month: the last N weeks, one column a week")
+@click.option("--csv", "as_csv", is_flag=True, help="print CSV, as /console/reports.csv does")
+def report(month, weeks, as_csv):
+    """Contacts by channel, language, path, reason, outcome and the wrap-up form's choices, with wait-time
+    percentiles: the rows of /console/reports, counts from 1 to 4 shown as <5."""
+    from .reports import PeriodError, build, periods_asked
+
+    app = _app()
+    stats = app.extensions["stats"]
+    try:
+        name, periods = periods_asked(month, weeks, stats.day(stats.clock()))
+    except PeriodError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    with app.app_context():
+        shown = build(stats, name, periods)
+    click.echo(shown.csv() if as_csv else shown.text(), nl=False)

@@ -14,7 +14,7 @@ from rq.registry import FailedJobRegistry
 
 from .console import accounts, bp
 from .console.auth import current_counsellor, supervisor_required
-from .console.handoff import OUTCOMES
+from .console.wrapup import OUTCOMES
 from .extensions import get_queues, get_redis
 from .metrics import WAIT_BUCKETS, Stats, bucket, median
 

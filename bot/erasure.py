@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from .console.handoff import ACTIVE
+from .console.wrapup import contacts_key
 from .delivery import status_key
 from .metrics import queued_key
 from .outbound import outbound_key, sid_key
@@ -35,7 +36,7 @@ def erase_leftovers(store, pipe, conv_id: str) -> None:
 
 def leftovers(client, conv_id: str, transcript: list[dict]) -> list[str]:
     """Keys beyond the record and the transcript that hold something of this conversation."""
-    keys = [queued_key(conv_id), alerted_key(conv_id)]
+    keys = [queued_key(conv_id), alerted_key(conv_id), contacts_key(conv_id)]
     outbound = [e["outbound"] for e in transcript if e.get("outbound")]
     if outbound:
         pipe = client.pipeline(transaction=False)

@@ -34,8 +34,8 @@ from . import context
 log = logging.getLogger(__name__)
 
 # Every key family that holds a number or a message (encrypted) and so must expire:
-# conversations, transcripts, dedupe records, outbound records, delivery statuses.
-PERSONAL = ("c:*", "t:*", "m:*", "o:*", "s:*")
+# conversations, transcripts, dedupe records, outbound records, delivery statuses, contact records.
+PERSONAL = ("c:*", "t:*", "m:*", "o:*", "s:*", "cr:*")
 JOB = "workers.retention.purge"
 SCAN_BATCH = 500
 

@@ -13,6 +13,7 @@ from bot.cli import main
 from bot.console import handoff
 from bot.console.accounts import Counsellor
 from tests.bot.output import Output
+from tests.console.conftest import wrapped_up
 from tests.ops.processes import BIN, ROOT
 
 
@@ -91,7 +92,7 @@ def test_a_counsellors_reply_and_the_closing_message_appear_in_the_terminal_as_t
         assert line.startswith("Kern Support Line> " if channel == "sms" else "Counselor> ")
         assert output.wait_for("I am here with you.").strip() == "I am here with you."
         with app.app_context():
-            assert handoff.end(dana, cid, "resolved")
+            assert handoff.end(dana, cid, wrapped_up("resolved"))
             closing = app.extensions["store"].transcript(cid)[-1]["text"]
         output.wait_for(closing.splitlines()[0])
         chat.stdin.write("thanks\n")

@@ -9,7 +9,7 @@ import pytest
 from bot.console import accounts
 from tests.chat.test_api import conv_id, open_chat, say
 from tests.chat.test_streams import LIVE
-from tests.console.conftest import PASSWORD, Console
+from tests.console.conftest import PASSWORD, Console, wrapped_up
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def in_line(client) -> str:
 def ends(app, desk: Console, token: str) -> None:
     cid = conv_id(app, token)
     assert desk.post(f"/console/claim/{cid}").status_code == 302
-    assert desk.post(f"/console/c/{cid}/end", {"outcome": "resolved"}).status_code == 302
+    assert desk.post(f"/console/c/{cid}/end", wrapped_up("resolved")).status_code == 302
 
 
 def frames(stream):
@@ -87,7 +87,7 @@ def test_a_stream_open_when_the_counsellor_ends_says_so_and_still_carries_the_cl
     stream = client.get(f"/chat/api/events?token={token}", headers={"Last-Event-ID": str(seen)}, buffered=False)
     assert next(stream.response).startswith(LIVE)
 
-    ending = threading.Timer(0.3, lambda: ana.post(f"/console/c/{cid}/end", {"outcome": "referred"}))
+    ending = threading.Timer(0.3, lambda: ana.post(f"/console/c/{cid}/end", wrapped_up("referred")))
     ending.start()
     heard = frames(stream)
     got = [next(heard), next(heard)]

@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from bot.console import accounts
 from tests.chat.test_streams import counsellor_writes
+from tests.console.conftest import wrap_up
 
 PASSWORD = "correct horse battery staple"
 PHONE = {"width": 360, "height": 640}
@@ -276,9 +277,8 @@ def test_when_the_counsellor_ends_the_chat_the_page_says_so_and_offers_a_new_one
     desk.locator("#reply-text").fill("I'm glad you wrote. Take care of yourself.")
     desk.locator("#reply-send").click()
     expect(page.locator("#log .msg-counsellor")).to_contain_text("Take care of yourself", timeout=wait)
-    desk.select_option("select[name=outcome]", "resolved")
     desk.once("dialog", lambda dialog: dialog.accept())  # "End this conversation?" if the console asks
-    desk.get_by_role("button", name="End conversation").click()
+    wrap_up(desk, "resolved")
     desk.wait_for_url(lambda url: "/console/c/" not in url)  # ended: the console has left the conversation
     counsellor.close()
 

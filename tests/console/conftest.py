@@ -101,6 +101,20 @@ def ask_for_counsellor(texter) -> None:
     assert "in line" in texter.send("1")
 
 
+def wrapped_up(outcome: str = "resolved", **answers) -> dict[str, str]:
+    """The end form (flows/wrapup.yaml) filled in as for a short conversation about basic needs."""
+    return {"type": "conversation", "category": "basic_needs", "risk": "low", "safety_plan": "no", "follow_up": "no",
+            "outcome": outcome, **answers}
+
+
+def wrap_up(page, outcome: str = "resolved") -> None:
+    """In a browser: fill in the end form as wrapped_up() does, and end the conversation."""
+    form = page.locator("#end")
+    for name, value in wrapped_up(outcome).items():
+        form.locator(f"input[name={name}][value={value}]").check()
+    form.get_by_role("button", name="End conversation").click()
+
+
 @pytest.fixture
 def config(config):
     # Argon2's cheapest profile: the same code path, without seconds of hashing per sign-in.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from .conftest import PASSWORD, ask_for_counsellor
+from .conftest import PASSWORD, ask_for_counsellor, wrap_up
 
 
 def test_a_counsellor_takes_a_texter_from_queue_to_closing(twilio_api, live_server, browser, texter, run_jobs,
@@ -60,8 +60,7 @@ def test_a_counsellor_takes_a_texter_from_queue_to_closing(twilio_api, live_serv
     page.locator("details.snippets").nth(1).locator("summary").click()
     page.screenshot(path=str(shots / "console-conversation.png"), full_page=True)
 
-    page.select_option("select[name=outcome]", "referred")
-    page.get_by_role("button", name="End conversation").click()
+    wrap_up(page, "referred")
     expect(page.locator("h2", has_text="My conversations")).to_be_visible()
     run_jobs()
     sent = [m["Body"] for m in twilio_api.sent if m.get("To") == texter.number]

@@ -7,7 +7,7 @@ from bot import audit
 from bot.console.handoff import ACTIVE
 from bot.store import transcript_key
 
-from .conftest import ask_for_counsellor
+from .conftest import ask_for_counsellor, wrapped_up
 
 
 def sends(app) -> int:
@@ -131,7 +131,7 @@ def test_ending_sends_the_closing_message_in_the_texters_language(console, queue
     alice = console("alice")
     conv = queued(lang="es")
     alice.post(f"/console/claim/{conv.id}")
-    answer = alice.post(f"/console/c/{conv.id}/end", {"outcome": "referred"})
+    answer = alice.post(f"/console/c/{conv.id}/end", wrapped_up("referred"))
     assert answer.status_code == 302
     stored = staff.extensions["store"].load(conv.id)
     assert (stored.handoff, stored.counsellor, stored.slots["outcome"]) == (None, None, "referred")
@@ -146,16 +146,16 @@ def test_ending_sends_the_closing_message_in_the_texters_language(console, queue
 def test_ending_after_stop_sends_nothing(held, texter, staff):
     alice, conv_id = held
     texter.send("STOP")
-    assert alice.post(f"/console/c/{conv_id}/end", {"outcome": "no_response"}).status_code == 302
+    assert alice.post(f"/console/c/{conv_id}/end", wrapped_up("no_response")).status_code == 302
     assert staff.extensions["store"].load(conv_id).handoff is None
     assert sends(staff) == 0
 
 
 def test_ending_needs_an_outcome_from_the_list(held, staff):
     alice, conv_id = held
-    answer = alice.post(f"/console/c/{conv_id}/end", {"outcome": "whatever"})
+    answer = alice.post(f"/console/c/{conv_id}/end", wrapped_up("whatever"))
     assert answer.status_code == 400
-    assert "choose an outcome" in answer.get_data(as_text=True)
+    assert "choose Outcome from the list" in answer.get_data(as_text=True)
     assert staff.extensions["store"].load(conv_id).handoff == "active"
 
 
@@ -189,7 +189,7 @@ def test_audit_trail_names_who_did_what_and_never_content(held, texter, console,
     alice.post(f"/console/c/{conv_id}/release")
     sam = console("sam")
     sam.post(f"/console/claim/{conv_id}")
-    sam.post(f"/console/c/{conv_id}/end", {"outcome": "resolved"})
+    sam.post(f"/console/c/{conv_id}/end", wrapped_up("resolved"))
     rows = audit.entries(staff.extensions["redis"], conv_id=conv_id)
     assert [(r["actor"], r["action"]) for r in reversed(rows)] == [
         ("alice", "claim"), ("alice", "open"), ("alice", "note"), ("alice", "reply"), ("alice", "release"),

@@ -10,7 +10,7 @@ import pytest
 from bot import audit
 from tests.conftest import sign
 
-from .conftest import PASSWORD, Console, ask_for_counsellor
+from .conftest import PASSWORD, Console, ask_for_counsellor, wrapped_up
 
 BANNER = re.compile(r'<div class="banner" role="status"><span>([^<]*)</span>')
 
@@ -61,7 +61,7 @@ def test_claiming_says_you_hold_it_once(console, texter, staff):
 def test_ending_says_so_with_the_outcome_and_never_the_texters_words_or_number(held, texter, twilio_api, run_jobs):
     alice, conv_id = held
     texter.send("my boss Rick took my passport")
-    answer = alice.post(f"/console/c/{conv_id}/end", {"outcome": "referred"})
+    answer = alice.post(f"/console/c/{conv_id}/end", wrapped_up("referred"))
     assert answer.status_code == 302 and answer.headers["Location"].endswith("/console/")
     page = alice.get("/console/")
     said = banner(page)
@@ -75,7 +75,7 @@ def test_ending_says_so_with_the_outcome_and_never_the_texters_words_or_number(h
 def test_ending_after_stop_says_no_closing_message_went(held, texter, twilio_api, run_jobs):
     alice, conv_id = held
     texter.send("STOP")
-    alice.post(f"/console/c/{conv_id}/end", {"outcome": "no_response"})
+    alice.post(f"/console/c/{conv_id}/end", wrapped_up("no_response"))
     said = banner(alice.get("/console/"))
     assert said.startswith("Conversation ended (outcome: no response). No closing message was sent.")
     assert "STOP" in said
@@ -223,7 +223,7 @@ def test_no_retry_once_the_conversation_ended(held, console, texter, twilio_api,
     alice, conv_id = held
     live = failed_reply(alice, conv_id, twilio_api, run_jobs, status=500, times=4)
     (outbound_id,) = re.findall(r"/retry/([0-9a-f]{24})", live)
-    alice.post(f"/console/c/{conv_id}/end", {"outcome": "resolved"})
+    alice.post(f"/console/c/{conv_id}/end", wrapped_up("resolved"))
     run_jobs()  # the closing message
     assert alice.post(f"/console/c/{conv_id}/retry/{outbound_id}").status_code == 403  # no longer hers to see
     answer = console("sam").post(f"/console/c/{conv_id}/retry/{outbound_id}")  # a supervisor sees it, ended

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import PASSWORD, ask_for_counsellor
+from .conftest import PASSWORD, ask_for_counsellor, wrap_up
 
 WIDTHS = (360, 768, 1280)
 NO_SIDEWAYS = "document.documentElement.scrollWidth <= window.innerWidth"
@@ -83,8 +83,7 @@ def test_the_banner_is_a_status_that_can_be_dismissed(twilio_api, live_server, b
     page = sign_in(browser, live_server.url, "alice", 360)
     page.on("dialog", lambda dialog: dialog.accept())
     page.locator("#queue tr[data-conv]").get_by_role("button", name="Claim").click()
-    page.select_option("select[name=outcome]", "referred")
-    page.get_by_role("button", name="End conversation").click()
+    wrap_up(page, "referred")
     said = page.get_by_role("status").filter(has_text="Conversation ended (outcome: referred).")
     expect(said).to_be_visible()
     assert page.evaluate(NO_SIDEWAYS)

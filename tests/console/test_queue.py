@@ -7,7 +7,7 @@ import time
 from bot import audit
 from bot.console.handoff import ACTIVE
 
-from .conftest import ask_for_counsellor
+from .conftest import ask_for_counsellor, wrapped_up
 
 
 def test_most_urgent_first_then_oldest(console, queued):
@@ -202,6 +202,6 @@ def test_claiming_an_ended_conversation_says_it_ended(console, queued):
     conv = queued()
     alice, bob = console("alice"), console("bob")
     assert alice.post(f"/console/claim/{conv.id}").status_code == 302
-    assert alice.post(f"/console/c/{conv.id}/end", {"outcome": "resolved"}).status_code == 302
+    assert alice.post(f"/console/c/{conv.id}/end", wrapped_up("resolved")).status_code == 302
     late = bob.post(f"/console/claim/{conv.id}")  # a stale queue page
     assert late.status_code == 409 and "it has ended" in late.get_data(as_text=True)

@@ -7,6 +7,7 @@ import pytest
 
 from bot import create_app
 
+from .conftest import wrapped_up
 from .test_feedback import banner, sends
 
 NOT_SET_UP = ("Replies by {channel} cannot be sent: texting is not set up on this help line. "
@@ -78,7 +79,7 @@ def test_web_chat_needs_no_setting(console, queued, staff, run_jobs):
 def test_ending_says_the_closing_message_could_not_go(console, queued, staff):
     conv = queued()
     alice, _ = page_of(console, conv)
-    assert alice.post(f"/console/c/{conv.id}/end", {"outcome": "resolved"}).status_code == 302
+    assert alice.post(f"/console/c/{conv.id}/end", wrapped_up("resolved")).status_code == 302
     said = html.unescape(banner(alice.get("/console/")))
     assert said == ("Conversation ended (outcome: resolved). No closing message was sent. "
                     + NOT_SET_UP.format(channel="SMS", missing=BOTH) + ".")

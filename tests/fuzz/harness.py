@@ -27,7 +27,7 @@ from flows.engine import (ACKNOWLEDGEMENTS, CARRIER_CHANNELS, LEAVE_LINE_WORDS, 
                           clean)
 from flows.spec import normalize
 from tests.conftest import Texter, sign
-from tests.console.conftest import PASSWORD, Console
+from tests.console.conftest import PASSWORD, Console, wrapped_up
 
 from .reach import CLAIM, END, ENGINE, FLOW, NAME, Target, target as target_in, web_path
 
@@ -189,7 +189,7 @@ class EngineFuzz:
                 handoff.claim(self.counsellor, cid)
         elif move == END:
             with self.app.app_context():
-                handoff.end(self.counsellor, cid, "resolved")
+                handoff.end(self.counsellor, cid, wrapped_up("resolved"))
         else:
             self.handle(address, move)
 
@@ -278,7 +278,7 @@ class HttpFuzz:
         if move == CLAIM:
             answer = self.console.post(f"/console/claim/{cid}")
         elif move == END:
-            answer = self.console.post(f"/console/c/{cid}/end", {"outcome": "resolved"})
+            answer = self.console.post(f"/console/c/{cid}/end", wrapped_up("resolved"))
         elif self.channel == "sms":
             answer, _, _ = self.post_sms(address, move)
             assert answer.status_code == 200, answer.data

@@ -21,7 +21,7 @@ from bot import create_app
 from bot.console import accounts, handoff
 from bot.redis_server import EmbeddedRedis
 from tests.conftest import AUTH_TOKEN, CHROMIUM, CHROMIUM_ARGS, Texter
-from tests.console.conftest import PASSWORD
+from tests.console.conftest import PASSWORD, wrapped_up
 
 SCRIPTS = [  # what simulated texters send
     ["hi", "1", "find help", "shelter", "93301"],
@@ -73,8 +73,8 @@ def simulate(app) -> None:
                     moment += rng.randint(60, 50 * 60)
                     handoff.claim(sam, conv_id)
                     moment += rng.randint(5 * 60, 40 * 60)
-                    handoff.end(sam, conv_id, rng.choice(["resolved", "resolved", "referred", "referred",
-                                                          "no_response", "emergency_services", "other"]))
+                    handoff.end(sam, conv_id, wrapped_up(rng.choice(["resolved", "resolved", "referred", "referred",
+                                                                     "no_response", "emergency_services", "other"])))
     finally:
         time.time = helpline.clock = real_time
 

@@ -7,7 +7,7 @@ import re
 import pytest
 from rq.registry import FailedJobRegistry
 
-from tests.console.conftest import ask_for_counsellor
+from tests.console.conftest import ask_for_counsellor, wrapped_up
 from tests.conftest import Texter
 
 
@@ -40,7 +40,7 @@ def test_dashboard_counts_todays_conversations_paths_handoffs_and_outcomes(app, 
     # The emergency is first in line; sam picks it up and ends it.
     conv_id = sam.queue_order()[0]
     assert sam.post(f"/console/claim/{conv_id}").status_code == 302
-    assert sam.post(f"/console/c/{conv_id}/end", data={"outcome": "referred"}).status_code in (200, 302)
+    assert sam.post(f"/console/c/{conv_id}/end", data=wrapped_up("referred")).status_code in (200, 302)
     after = data(sam)
     assert after["now"]["depth"] == 1
     assert after["today"]["claimed"] == 1
