@@ -71,6 +71,12 @@ DEFAULTS: dict[str, object] = {
     "ALERT_WEBHOOK_URL": None,
     # Console sessions end after this many idle minutes.
     "CONSOLE_IDLE_MINUTES": 20,
+    # Conversations a counsellor may hold at once (1-20); an account can have its own
+    # (helpline counsellor capacity NAME N). Supervisors may go past theirs.
+    "COUNSELLOR_CAPACITY": 3,
+    # An emergency waiting this many seconds while no online counsellor has a free place alerts the
+    # supervisors (ALERT_WEBHOOK_URL and a banner in the console), once per wait.
+    "EMERGENCY_UNATTENDED_SECONDS": 120,
     # argon2-cffi profile for counsellor passwords (argon2.profiles); tests use CHEAPEST.
     "CONSOLE_PASSWORD_HASH": "RFC_9106_LOW_MEMORY",
     # --- web chat ---
@@ -101,7 +107,7 @@ _INTS = {"WORKER_HEARTBEAT_MAX_AGE", "HELPLINE_RETENTION_DAYS", "HELPLINE_AUDIT_
          "MAX_CONTENT_LENGTH", "HELPLINE_MINUTES_PER_CONVERSATION", "CONSOLE_IDLE_MINUTES",
          "CHAT_SESSIONS_PER_HOUR", "CHAT_MESSAGES_PER_MINUTE", "CHAT_PROXY_HOPS", "LIVE_STREAMS",
          "CHAT_SESSIONS_PER_MINUTE_ALL", "CHAT_MAX_MESSAGES", "TRANSCRIPT_MAX_CHARS",
-         "CHAT_STREAMS_PER_ADDRESS"}
+         "CHAT_STREAMS_PER_ADDRESS", "COUNSELLOR_CAPACITY", "EMERGENCY_UNATTENDED_SECONDS"}
 _FLOATS = {"HELPLINE_LOCK_WAIT", "TWILIO_HTTP_TIMEOUT", "REDIS_MEMORY_WARN"}
 
 
@@ -143,9 +149,23 @@ def front_door_problem(value) -> str | None:
     return f"FRONT_DOOR: {value!r} is not empty, 'off' or an address like https://example.org"
 
 
+MAX_CAPACITY = 20  # conversations at once; more than this is not counselling (bot.console.capacity)
+
+
+def console_problems(config) -> list[str]:
+    """COUNSELLOR_CAPACITY is 1 to MAX_CAPACITY conversations, EMERGENCY_UNATTENDED_SECONDS at least 1."""
+    problems = []
+    places, seconds = config.get("COUNSELLOR_CAPACITY"), config.get("EMERGENCY_UNATTENDED_SECONDS")
+    if not isinstance(places, int) or isinstance(places, bool) or not 1 <= places <= MAX_CAPACITY:
+        problems.append(f"COUNSELLOR_CAPACITY: {places!r} is not a number of conversations from 1 to {MAX_CAPACITY}")
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 1:
+        problems.append(f"EMERGENCY_UNATTENDED_SECONDS: {seconds!r} is not a number of seconds (1 or more)")
+    return problems
+
+
 def production_problems(config) -> list[str]:
-    """What keeps these settings from running a real help line; empty when nothing does (FRONT_DOOR is
-    checked in every environment, like HELPLINE_ENV).
+    """What keeps these settings from running a real help line; empty when nothing does (FRONT_DOOR and
+    the console's limits are checked in every environment, like HELPLINE_ENV).
 
     HELPLINE_ENV itself must be one of ENVIRONMENTS: "Production" or a typo would otherwise run with
     generated development keys. In production every key must be set and long, PUBLIC_URL must be https
@@ -155,8 +175,9 @@ def production_problems(config) -> list[str]:
     if env not in ENVIRONMENTS:
         return [f"HELPLINE_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}"]
     door = front_door_problem(config.get("FRONT_DOOR"))
+    everywhere = ([door] if door else []) + console_problems(config)
     if env != "production":
-        return [door] if door else []
+        return everywhere
     problems = [f"{name} is not set" for name in ("SECRET_KEY", "HELPLINE_DATA_KEY", "HELPLINE_HASH_KEY",
                                                    "TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "PUBLIC_URL")
                 if not config.get(name)]
@@ -166,4 +187,4 @@ def production_problems(config) -> list[str]:
         problems.append("PUBLIC_URL must start with https://")
     if not (config.get("TWILIO_FROM_NUMBER") or config.get("TWILIO_MESSAGING_SERVICE_SID")):
         problems.append("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID is not set")
-    return problems + ([door] if door else [])
+    return problems + everywhere

@@ -18,7 +18,8 @@ def priority_of(score_value: float) -> str:
 
 
 class WaitingQueue:
-    """A sorted set of conversation ids; ZREM decides who claims a conversation."""
+    """A sorted set of conversation ids; ZREM (or ZPOPMIN) decides who claims a conversation
+    (bot.console.capacity.take, with the claimer's capacity)."""
 
     def __init__(self, redis_client: redis.Redis):
         self.redis = redis_client
@@ -29,10 +30,6 @@ class WaitingQueue:
 
     def remove(self, pipe, conv_id: str) -> None:
         pipe.zrem(KEY, conv_id)
-
-    def claim(self, conv_id: str) -> bool:
-        """Take a conversation off the queue; exactly one of several simultaneous callers gets True."""
-        return bool(self.redis.zrem(KEY, conv_id))
 
     def waiting(self, limit: int = 200) -> list[tuple[str, str, float]]:
         """(conversation id, priority, seconds since it was queued), most urgent first."""

@@ -78,13 +78,14 @@ def emergency_alert(conv_id: str) -> None:
             log.info("emergency alert for %s folded into the one sent in the last %d s", conv_id, ALERT_EVERY)
             return
     try:
-        _post(url, alert, conv_id)
+        post(url, alert, conv_id)
     except SendFailed:
         client.delete(alerted_key(conv_id))  # not delivered: the next emergency (or a retry) tries again
         raise
 
 
-def _post(url: str, alert: dict, conv_id: str) -> None:
+def post(url: str, alert: dict, conv_id: str) -> None:
+    """POST an alert to the webhook, asking again on a passing failure; SendFailed when it never took it."""
     deadline = time.monotonic() + ALERT_DEADLINE
     for attempt, pause in enumerate((*ALERT_BACKOFF, None), start=1):
         try:

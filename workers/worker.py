@@ -4,7 +4,7 @@ from __future__ import annotations
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from . import context, retention
+from . import context, retention, unattended
 
 # RQ renews a worker's heartbeat every worker_ttl - 15 seconds while idle (and while a job runs);
 # a minute keeps /healthz's WORKER_HEARTBEAT_MAX_AGE (two minutes) well above one renewal.
@@ -19,6 +19,7 @@ def run(burst: bool = False, name: str | None = None) -> bool:
     app = context.app()
     queue = app.extensions["queue"]
     retention.schedule(queue, app.config["RETENTION_PURGE_MINUTES"])
+    unattended.schedule(queue)
     # The app's factory has already sent this process's logs (RQ's too) through bot.logs as JSON lines.
     worker = Worker(list(app.extensions["queues"]), connection=app.extensions["redis"], serializer=JSONSerializer, name=name,
                     worker_ttl=WORKER_TTL, maintenance_interval=MAINTENANCE_INTERVAL)

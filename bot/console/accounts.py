@@ -18,6 +18,7 @@ from ..errors import ConfigurationError
 from ..hours import ONLINE, SEEN
 
 NAMES = "counsellors"  # a set of every account name
+BREAKS = "counsellors:breaks"  # name -> "<since> <kind>" of who is on a break (bot.console.capacity)
 MIN_PASSWORD = 12
 MIN_STRENGTH = 3  # of zxcvbn's 0-4
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
@@ -95,6 +96,7 @@ def remove(client: redis.Redis, name: str) -> bool:
     pipe.srem(NAMES, name)
     pipe.srem(ONLINE, name)
     pipe.zrem(SEEN, name)
+    pipe.hdel(BREAKS, name)
     return bool(pipe.execute()[0])
 
 
@@ -154,6 +156,7 @@ def verify(client: redis.Redis, name: str, password: str) -> Counsellor | None:
 
 def set_online(client: redis.Redis, name: str, online: bool) -> None:
     pipe = client.pipeline(transaction=True)
+    pipe.hdel(BREAKS, name)  # going away or signing in ends a break
     if online:
         pipe.sadd(ONLINE, name)
         pipe.zadd(SEEN, {name: time.time()})

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import abort, redirect, render_template, request, url_for
 
 from ..extensions import get_redis, get_store, get_waiting
-from . import accounts, bp, handoff
+from . import accounts, bp, capacity, handoff
 from .auth import current_counsellor, login_required, tell
 
 PAGE = 50  # rows shown by default; the most urgent are all a counsellor needs to see
@@ -53,6 +53,8 @@ def claim(conv_id):
                      status=409)
     except handoff.Gone:
         return index(error="That conversation no longer exists: the texter erased it.", status=404)
+    except capacity.Refused as exc:
+        return index(error=f"You cannot take a conversation now: {exc}.", status=409)
     tell("You hold this conversation now.")
     return redirect(url_for("console.conversation", conv_id=conv_id))
 

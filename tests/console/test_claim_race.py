@@ -12,6 +12,9 @@ import threading
 
 import redis
 
+from bot.console import capacity
+from bot.console.accounts import Counsellor
+from bot.console.handoff import ACTIVE
 from tests.ops.test_chaos import wait_for
 
 CLAIMERS = 8
@@ -24,12 +27,12 @@ def test_of_eight_counsellors_claiming_at_the_same_instant_exactly_one_gets_the_
     admin = redis.Redis.from_url(redis_url)
     won: list[bool] = []
 
-    def claim():
-        won.append(waiting.claim(conv.id))
+    def claim(name: str):
+        won.append(capacity.take(admin, ACTIVE, Counsellor(name, supervisor=True), conv.id)[0] is not None)
 
     admin.execute_command("CLIENT", "PAUSE", 10_000, "WRITE")
     try:
-        claimers = [threading.Thread(target=claim) for _ in range(CLAIMERS)]
+        claimers = [threading.Thread(target=claim, args=(f"c{n}",)) for n in range(CLAIMERS)]
         for claimer in claimers:
             claimer.start()
         # Each claimer is held at its first write (or has finished: a claim that never writes).

@@ -1,0 +1,298 @@
+"""How many conversations a counsellor may hold at once, who is on a break, and who has a free place.
+
+A counsellor's capacity is COUNSELLOR_CAPACITY unless their account sets its own (`helpline counsellor
+capacity NAME N`). Supervisors have one too, shown and counted as a free place, but a claim never stops
+them at it: they take over when nobody else can. A break (or a pause after an emergency) stops
+new claims for everyone, supervisors too, until they come back; it ends when they go away or sign in.
+
+The claim itself (bot.console.handoff.claim) asks take() here: one Redis script checks the break-free
+counsellor's load against their capacity and takes the conversation off the queue (a named one, or
+the most urgent, longest waiting) in the same step, so neither a double click nor two tabs go past it.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import redis
+from flask import current_app
+
+from .. import audit
+from ..errors import HelplineError
+from ..settings import MAX_CAPACITY
+from ..waiting import KEY as WAITING
+from ..waiting import WaitingQueue
+from . import accounts
+from .accounts import BREAKS, Counsellor
+
+KINDS = {"break": "on a break", "pause": "taking a pause after an emergency"}
+# A counsellor who ended an emergency is offered a pause on their queue page for this long.
+PAUSE_OFFER_SECONDS = 600
+# How far back the audit trail is read for a counsellor's shift (since their latest sign-in).
+SHIFT_LOOKBACK_HOURS = 24
+_AUDIT_BATCH = 500
+
+# KEYS: the waiting queue, who holds what. ARGV: a conversation id ("" for the most urgent, longest
+# waiting), the counsellor, their capacity (0: no limit).
+_TAKE = """
+local id, name, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+if id ~= '' and redis.call('hget', KEYS[2], id) == name then
+  return {'taken', name}
+end
+if limit > 0 then
+  local held = 0
+  for _, holder in ipairs(redis.call('hvals', KEYS[2])) do
+    if holder == name then held = held + 1 end
+  end
+  if held >= limit then return {'full', tostring(held)} end
+end
+if id == '' then
+  local first = redis.call('zpopmin', KEYS[1])
+  if #first == 0 then return {'none', ''} end
+  id = first[1]
+elseif redis.call('zrem', KEYS[1], id) == 0 then
+  return {'taken', redis.call('hget', KEYS[2], id) or ''}
+end
+redis.call('hset', KEYS[2], id, name)
+return {'ok', id}
+"""
+
+
+class Refused(HelplineError):
+    """This counsellor may not take a new conversation now; the message says why, in console words."""
+
+
+class NobodyWaiting(HelplineError):
+    """"Help the next texter" found nobody in the queue."""
+
+
+def pause_offer_key(name: str) -> str:
+    return f"console:pause-offer:{name}"
+
+
+def default() -> int:
+    return int(current_app.config["COUNSELLOR_CAPACITY"])
+
+
+def capacity(client: redis.Redis, name: str) -> int:
+    own = client.hget(accounts.account_key(name), "capacity")
+    return int(own) if own else default()
+
+
+def capacities(client: redis.Redis, names: list[str]) -> dict[str, int]:
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.hget(accounts.account_key(name), "capacity")
+    return {name: int(own) if own else default() for name, own in zip(names, pipe.execute())}
+
+
+def set_capacity(client: redis.Redis, name: str, places: int | None) -> bool:
+    """Give NAME their own capacity (None: back to COUNSELLOR_CAPACITY); False when there is no such account."""
+    key = accounts.account_key(name)
+    if not client.exists(key):
+        return False
+    if places is None:
+        client.hdel(key, "capacity")
+    elif not 1 <= places <= MAX_CAPACITY:
+        raise accounts.AccountError(f"a capacity is 1 to {MAX_CAPACITY} conversations")
+    else:
+        client.hset(key, "capacity", places)
+    return True
+
+
+# -- breaks --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Break:
+    kind: str  # a key of KINDS
+    since: float
+
+    @property
+    def words(self) -> str:
+        return KINDS[self.kind]
+
+
+def start_break(client: redis.Redis, name: str, kind: str = "break") -> None:
+    pipe = client.pipeline(transaction=True)
+    pipe.hset(BREAKS, name, f"{time.time():.0f} {kind}")
+    pipe.delete(pause_offer_key(name))
+    pipe.execute()
+
+
+def end_break(client: redis.Redis, name: str) -> None:
+    client.hdel(BREAKS, name)
+
+
+def breaks(client: redis.Redis) -> dict[str, Break]:
+    found = {}
+    for name, value in client.hgetall(BREAKS).items():
+        since, _, kind = value.decode().partition(" ")
+        found[name.decode()] = Break(kind if kind in KINDS else "break", float(since))
+    return found
+
+
+def on_break(client: redis.Redis, name: str) -> Break | None:
+    value = client.hget(BREAKS, name)
+    if value is None:
+        return None
+    since, _, kind = value.decode().partition(" ")
+    return Break(kind if kind in KINDS else "break", float(since))
+
+
+def offer_pause(pipe, name: str) -> None:
+    """After an emergency: the counsellor's queue page offers a few minutes' pause."""
+    pipe.set(pause_offer_key(name), 1, ex=PAUSE_OFFER_SECONDS)
+
+
+def pause_offered(client: redis.Redis, name: str) -> bool:
+    return bool(client.exists(pause_offer_key(name)))
+
+
+def decline_pause(client: redis.Redis, name: str) -> None:
+    client.delete(pause_offer_key(name))
+
+
+# -- claiming ------------------------------------------------------------------------
+
+
+def full(held: int, places: int) -> str:
+    return f"you hold {held} conversation{'s' if held != 1 else ''}, your limit of {places}"
+
+
+def take(client: redis.Redis, held_key: str, counsellor: Counsellor, conv_id: str | None) -> tuple[str | None, str]:
+    """Take conv_id (None: the most urgent, longest waiting) off the queue and note who holds it.
+
+    (conversation id, counsellor) when taken; (None, holder or "") when someone else was first.
+    Refused at capacity (supervisors never are) or on a break; NobodyWaiting when the queue is empty."""
+    paused = on_break(client, counsellor.name)
+    if paused is not None:
+        raise Refused(f"you are {paused.words}: come back to take a conversation")
+    places = 0 if counsellor.supervisor else capacity(client, counsellor.name)
+    status, value = (part.decode() for part in client.register_script(_TAKE)(
+        keys=[WAITING, held_key], args=[conv_id or "", counsellor.name, places]))
+    if status == "full":
+        raise Refused(full(int(value), places))
+    if status == "none":
+        raise NobodyWaiting("nobody is waiting")
+    if status == "taken":
+        return None, value
+    return value, counsellor.name
+
+
+def cannot_receive(client: redis.Redis, held_key: str, target: Counsellor) -> str:
+    """Why a conversation cannot be handed to `target` now ("" when it can)."""
+    paused = on_break(client, target.name)
+    if paused is not None:
+        return f"{target.name} is {paused.words}"
+    if target.supervisor:
+        return ""
+    held = sum(1 for holder in client.hvals(held_key) if holder.decode() == target.name)
+    places = capacity(client, target.name)
+    return f"{target.name} holds {held} conversations, their limit" if held >= places else ""
+
+
+# -- who is free ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    """One online counsellor's place in the rota, as the supervisors' overview shows it."""
+
+    name: str
+    held: int
+    places: int
+    paused: Break | None
+
+    @property
+    def free(self) -> bool:
+        return self.paused is None and self.held < self.places
+
+
+def loads(client: redis.Redis, held_by: Counter) -> list[Load]:
+    """Every online counsellor's load; held_by counts the conversations each holds."""
+    names = accounts.online(client)
+    places, paused = capacities(client, names), breaks(client)
+    return [Load(name, held_by.get(name, 0), places[name], paused.get(name)) for name in names]
+
+
+def held_counts(client: redis.Redis, held_key: str) -> Counter:
+    return Counter(holder.decode() for holder in client.hvals(held_key))
+
+
+# -- emergencies nobody is free for ---------------------------------------------------------
+
+UNATTENDED = "console:unattended"  # conversation id -> when supervisors were told nobody is free for it
+_LOOK_AT = 200  # emergencies come first in the queue; more than this many waiting is beyond any alert
+
+
+@dataclass(frozen=True)
+class Unattended:
+    conv_id: str
+    waited: float  # seconds
+
+
+def nobody_free(client: redis.Redis, held_key: str) -> tuple[bool, int]:
+    """(True when no online counsellor has a free place, how many are online)."""
+    found = loads(client, held_counts(client, held_key))
+    return not any(load.free for load in found), len(found)
+
+
+def emergencies_waiting(waiting: WaitingQueue, longer_than: float, now: float | None = None) -> list[Unattended]:
+    now = time.time() if now is None else now
+    return [Unattended(cid, now - since) for cid, priority, since in waiting.waiting(_LOOK_AT)
+            if priority == "emergency" and now - since >= longer_than]
+
+
+def flag(client: redis.Redis, conv_id: str) -> bool:
+    """Mark an emergency as unattended; True only the first time in its wait (any number of workers)."""
+    return bool(client.hsetnx(UNATTENDED, conv_id, f"{time.time():.0f}"))
+
+
+def forget_left(client: redis.Redis, waiting: WaitingQueue) -> int:
+    """Drop the flags of conversations no longer waiting (taken, ended, erased): a later wait is a new one."""
+    left = [cid.decode() for cid in client.hkeys(UNATTENDED) if waiting.position(cid.decode()) is None]
+    return int(client.hdel(UNATTENDED, *left)) if left else 0
+
+
+def unattended(client: redis.Redis, waiting: WaitingQueue) -> list[Unattended]:
+    """The flagged emergencies still waiting, as the supervisors' banner shows them."""
+    flagged = {cid.decode() for cid in client.hkeys(UNATTENDED)}
+    if not flagged:
+        return []
+    return [found for found in emergencies_waiting(waiting, 0) if found.conv_id in flagged]
+
+
+# -- this shift ----------------------------------------------------------------------
+
+
+@dataclass
+class Shift:
+    taken: int = 0
+    emergencies: int = 0
+
+
+def shifts(client: redis.Redis, names: list[str], now: float | None = None) -> dict[str, Shift]:
+    """Conversations each counsellor claimed since their latest sign-in (how many were emergencies),
+    read from the audit trail, newest first, back to the sign-in."""
+    counts = {name: Shift() for name in names}
+    looking = set(names)
+    start = f"{int(((now or time.time()) - SHIFT_LOOKBACK_HOURS * 3600) * 1000)}-0"
+    newest = "+"
+    while looking:
+        batch = client.xrevrange(audit.STREAM, max=newest, min=start, count=_AUDIT_BATCH)
+        for entry_id, fields in batch:
+            actor = fields.get(b"actor", b"").decode()
+            if actor not in looking:
+                continue
+            action = fields.get(b"action", b"").decode()
+            if action == "sign_in":
+                looking.discard(actor)
+            elif action == "claim":
+                counts[actor].taken += 1
+                counts[actor].emergencies += fields.get(b"detail") == b"emergency"
+        if len(batch) < _AUDIT_BATCH:
+            break
+        newest = f"({batch[-1][0].decode()}"
+    return counts
