@@ -32,7 +32,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     metrics.init_app(app)
     events.init_app(app)
 
-    from . import chat, console, dashboard, front_door, health, sms  # noqa: F401 (dashboard adds its views to console.bp)
+    from . import chat, console, dashboard, front_door, health, reports, sms  # noqa: F401 (dashboard and reports add their views to console.bp)
 
     app.register_blueprint(sms.bp)
     app.register_blueprint(health.bp)

@@ -111,6 +111,7 @@ class Stats:
             totals[f"conversations|{channel}"] += 1
             daily["conversations"] += 1
             daily[f"channel|{channel}"] += 1
+            daily[f"lang|{conv.lang}"] += 1  # the language of the first message, as the engine read it
         if state == "menu":
             path = next((self.paths[k] for k in step.keys if k in self.paths), None)
             if path:
