@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass
 import redis
 
 from flows.conversation import Conversation
-from flows.engine import Effect, FlowEngine, Step
+from flows.engine import Effect, FlowEngine, Step, clean
+from flows.spec import normalize
 
 from . import audit, events
 from .crypto import InvalidToken, Vault
@@ -115,7 +116,10 @@ def answer(flows: FlowEngine, vault: Vault, conv: Conversation, text: str, now: 
     trial = copy.deepcopy(conv)
     step = flows.step(trial, text, now)
     if any(e.name in KEPT_EFFECTS for e in step.effects) or KEPT_SAYINGS.intersection(step.keys):
-        trial.handoff, trial.counsellor = conv.handoff, conv.counsellor  # the flow may have put it in line
+        # A second emergency puts a texter in line (the flow's "told 911 already: a person"): not this one.
+        trial.handoff, trial.counsellor = conv.handoff, conv.counsellor
+        if flows.flow.states[trial.state].handoff:
+            trial.state = conv.state
         kept = Step(level=step.level, matched=step.matched,
                     effects=[e for e in step.effects if e.name in KEPT_EFFECTS])
         for name in step.keys:
@@ -127,12 +131,23 @@ def answer(flows: FlowEngine, vault: Vault, conv: Conversation, text: str, now: 
     for name in ("lang", "messages", "created_at", "updated_at", "risk", "matched"):
         setattr(conv, name, getattr(trial, name))
     quiet = Step(level=step.level, matched=step.matched)
-    if block.due(now):
+    if conv.opted_out:
+        return conv, quiet  # never a word after STOP
+    if _asks_help(flows, text):
+        # HELP as a first message gets the welcome from the flow; the carrier's HELP answer is owed all the same.
+        quiet.keys.append("help")
+        quiet.replies.append(flows.say(conv, "help"))
+    elif block.due(now):
         quiet.keys.append(NOTICE)
         quiet.replies.append(flows.say(conv, NOTICE))
         block.told = now
         quiet.effects.append(Effect("block_notice", {"key": block.key, "record": _sealed(vault, block)}))
     return conv, quiet
+
+
+def _asks_help(flows: FlowEngine, text: str) -> bool:
+    word = normalize(clean(text))
+    return any(g.say == "help" and word in g.words for g in flows.flow.globals)
 
 
 def noted(pipe, key: str, record: bytes) -> None:
