@@ -3,6 +3,10 @@
 The record and the transcript belong to the store; around them other owners keep keys named by
 the conversation id (or found through its transcript): each is listed here, next to the module
 that names it, so a new one cannot be forgotten in one place and remembered in another.
+
+Kept on purpose: a supervisor's block on the sender (bot.blocking), filed under a keyed hash of the
+conversation id rather than the id, and holding no number or message. DELETE must not lift it, or an
+abuser would unblock himself by texting DELETE; it ends at its own end time.
 """
 from __future__ import annotations
 
