@@ -96,6 +96,13 @@ def take_over(me: Counsellor, conv_id: str) -> str:
 # -- views -------------------------------------------------------------------------
 
 
+@bp.get("/all/active")
+@supervisor_required
+def active_live():
+    """The list of live conversations alone; the overview polls it, so the times since stay true."""
+    return render_template("console/_monitor_rows.html", active=watched())
+
+
 @bp.get("/c/<conv_id>/monitor")
 @supervisor_required
 def monitor(conv_id):

@@ -43,6 +43,7 @@ def test_counsellors_who_are_not_supervisors_get_403_and_change_nothing(staff, c
     conv, alice = held_by(console, queued, "alice")
     bob = console("bob")
     for who in (alice, bob):  # not even the counsellor holding it
+        assert who.get("/console/all/active").status_code == 403
         assert who.get(f"/console/c/{conv.id}/monitor").status_code == 403
         assert who.get(f"/console/c/{conv.id}/monitor/live").status_code == 403
         assert who.post(f"/console/c/{conv.id}/whisper", {"text": WHISPER}).status_code == 403
@@ -254,6 +255,24 @@ def test_a_supervisor_monitors_and_whispers_and_each_sees_the_other_viewing(twil
     sam.close()
     expect(alice.locator("#viewers")).not_to_contain_text("sam")
     expect(alice.locator("#viewers")).to_contain_text("Nobody else is viewing")
+    sam_context.close()
+    alice_context.close()
+
+
+def test_the_list_keeps_itself_up_to_date(staff, live_server, browser, texter):
+    conv_id, alice_context, alice = alice_holds_a_texter(staff, live_server, browser, texter)
+    sam_context, sam = signed_in(browser, live_server.url, "sam")
+    sam.goto(f"{live_server.url}/console/all")
+    row = sam.locator(f'#active tr[data-conv="{conv_id}"]')
+    expect(row).to_contain_text("no reply yet")
+    expect(row).to_contain_text("unanswered")
+
+    alice.fill("#reply-text", "Hi, I'm Alice. Are you somewhere safe right now?")
+    alice.click("#reply-send")
+    expect(row).not_to_contain_text("no reply yet")  # without a reload
+    expect(row).not_to_contain_text("unanswered")
+    texter.send("not really")
+    expect(row).to_contain_text("unanswered")
     sam_context.close()
     alice_context.close()
 
