@@ -50,11 +50,11 @@ def check() -> dict:
         return sweep(app.config["EMERGENCY_UNATTENDED_SECONDS"])
 
 
-def sweep(longer_than: float) -> dict:
+def sweep(longer_than: float, now: float | None = None) -> dict:
     """One look at the queue; safe to run at any time, any number of times (in an app context)."""
     client, waiting = get_redis(), get_waiting()
     forgotten = capacity.forget_left(client, waiting)
-    late = capacity.emergencies_waiting(waiting, longer_than)
+    late = capacity.emergencies_waiting(waiting, longer_than, now)
     alerted = 0
     if late:
         nobody, online = capacity.nobody_free(client, ACTIVE)

@@ -2,6 +2,7 @@
 supervisors see them: in a real browser where a race or the page matters, through the test client elsewhere."""
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -9,10 +10,13 @@ import pytest
 import redis
 from click.testing import CliRunner
 from playwright.sync_api import expect
+from rq.registry import ScheduledJobRegistry
 
 from bot.cli import main
 from bot.console import capacity
 from tests.ops.test_chaos import wait_for
+from tests.workers.test_alerts import DANGER, receiver  # noqa: F401 (receiver: the webhook fixture)
+from workers import unattended
 
 from .conftest import PASSWORD, wrapped_up
 
@@ -260,3 +264,77 @@ def test_a_setting_out_of_range_stops_the_app_with_its_name(config, setting, val
     config[setting] = value
     with pytest.raises(ConfigurationError, match=setting):
         create_app(config)
+
+
+# -- emergencies nobody is free for (workers.unattended) -------------------------------------
+
+
+@pytest.fixture
+def checking(receiver, run_jobs):
+    """Run the scheduled check as the worker does; returns the alerts of this kind the webhook took."""
+    def check() -> list[dict]:
+        unattended.check()
+        return [alert for alert in map(json.loads, receiver.bodies) if alert["kind"] == "emergency_unattended"]
+
+    return check
+
+
+def test_an_emergency_nobody_is_free_for_alerts_once_with_ids_and_counts_only(checking, staff, queued, console):
+    late = queued("emergency", time.time() - 200, matched=["threat_violence"])
+    queued("emergency", time.time() - 60)  # not yet past EMERGENCY_UNATTENDED_SECONDS (120)
+    queued("high", time.time() - 900)  # not an emergency, however long it waits
+
+    [alert] = checking()
+    assert (alert["conversation"], alert["priority"], alert["counsellors_online"], alert["counsellors_free"]) == (
+        late.id, "emergency", 0, 0)
+    assert 200 <= alert["waited_seconds"] < 260 and alert["console"] == f"http://localhost/console/c/{late.id}"
+    assert len(checking()) == 1  # the next check does not say it again
+
+    page = console("sam").get("/console/all").get_data(as_text=True)
+    assert f'data-unattended="{late.id}"' in page and "no counselor is free to take it" in page
+    assert "no counselor is free" not in console("alice").get("/console/").get_data(as_text=True)
+
+
+def test_the_alert_never_carries_the_number_or_the_texters_words(receiver, staff, texter, run_jobs):
+    assert "911" in texter.send(DANGER)
+    assert "in line" in texter.send("1")
+    run_jobs()  # the emergency's own alert
+    with staff.app_context():
+        assert unattended.sweep(120, now=time.time() + 200)["alerted"] == 1
+    [body] = [body for body in receiver.bodies if b"emergency_unattended" in body]
+    assert texter.number[2:].encode() not in body and b"gun" not in body and b"kill" not in body
+
+
+def test_no_alert_while_an_online_counsellor_has_a_free_place(checking, staff, queued, console):
+    queued("emergency", time.time() - 200)
+    alice = console("alice")
+    assert checking() == []
+
+    alice.post("/console/break", {"break": "break"})
+    assert len(checking()) == 1  # on a break, alice has no free place
+
+
+def test_everyone_at_their_limit_is_nobody_free(checking, staff, queued, console):
+    staff.config["COUNSELLOR_CAPACITY"] = 1
+    alice = console("alice")
+    alice.post(f"/console/claim/{queued('normal').id}")
+    queued("emergency", time.time() - 200)
+    assert len(checking()) == 1
+
+
+def test_the_banner_goes_once_the_emergency_is_taken(checking, staff, queued, console):
+    late = queued("emergency", time.time() - 200)
+    checking()
+    sam = console("sam")
+    assert f'data-unattended="{late.id}"' in sam.get("/console/all").get_data(as_text=True)
+    sam.post("/console/next")
+    assert "data-unattended" not in sam.get("/console/all").get_data(as_text=True)
+    checking()
+    assert staff.extensions["redis"].hlen(capacity.UNATTENDED) == 0
+
+
+def test_the_check_schedules_its_next_run_once_however_many_workers_ask(staff):
+    queue = staff.extensions["queue"]
+    first = unattended.schedule(queue)
+    assert unattended.schedule(queue) is None
+    assert [j for j in ScheduledJobRegistry(queue=queue).get_job_ids() if j.startswith("unattended-")] == [first.id]
