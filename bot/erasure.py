@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 
 from .console.handoff import ACTIVE
+from .console.monitoring import taken_key
+from .console.presence import viewing_key
 from .console.wrapup import contacts_key
 from .delivery import status_key
 from .metrics import queued_key
@@ -40,7 +42,7 @@ def erase_leftovers(store, pipe, conv_id: str) -> None:
 
 def leftovers(client, conv_id: str, transcript: list[dict]) -> list[str]:
     """Keys beyond the record and the transcript that hold something of this conversation."""
-    keys = [queued_key(conv_id), alerted_key(conv_id), contacts_key(conv_id)]
+    keys = [queued_key(conv_id), alerted_key(conv_id), contacts_key(conv_id), viewing_key(conv_id), taken_key(conv_id)]
     outbound = [e["outbound"] for e in transcript if e.get("outbound")]
     if outbound:
         pipe = client.pipeline(transaction=False)
