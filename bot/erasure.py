@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+from .console.capacity import UNATTENDED
 from .console.handoff import ACTIVE
 from .console.monitoring import taken_key
 from .console.presence import viewing_key
@@ -38,6 +39,7 @@ def erase_leftovers(store, pipe, conv_id: str) -> None:
     keys = leftovers(store.redis, conv_id, store.transcript(conv_id))
     pipe.delete(*keys)
     pipe.hdel(ACTIVE, conv_id)  # the console's note of who holds it
+    pipe.hdel(UNATTENDED, conv_id)  # the supervisors' banner: an emergency nobody was free for
 
 
 def leftovers(client, conv_id: str, transcript: list[dict]) -> list[str]:

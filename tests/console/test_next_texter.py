@@ -338,3 +338,14 @@ def test_the_check_schedules_its_next_run_once_however_many_workers_ask(staff):
     first = unattended.schedule(queue)
     assert unattended.schedule(queue) is None
     assert [j for j in ScheduledJobRegistry(queue=queue).get_job_ids() if j.startswith("unattended-")] == [first.id]
+
+
+def test_delete_leaves_no_unattended_flag(receiver, staff, texter):
+    assert "911" in texter.send(DANGER)
+    assert "in line" in texter.send("1")
+    with staff.app_context():
+        unattended.sweep(120, now=time.time() + 200)
+    assert staff.extensions["redis"].hlen(capacity.UNATTENDED) == 1
+    texter.send("DELETE")
+    texter.send("yes")
+    assert staff.extensions["redis"].hlen(capacity.UNATTENDED) == 0
