@@ -5,9 +5,10 @@ capacity NAME N`). Supervisors have one too, shown and counted as a free place, 
 them at it: they take over when nobody else can. A break (or a pause after an emergency) stops
 new claims for everyone, supervisors too, until they come back; it ends when they go away or sign in.
 
-The claim itself (bot.console.handoff.claim) asks take() here: one Redis script checks the break-free
-counsellor's load against their capacity and takes the conversation off the queue (a named one, or
-the most urgent, longest waiting) in the same step, so neither a double click nor two tabs go past it.
+The claim itself (bot.console.handoff.claim) asks take() here: one Redis script checks the counsellor's
+load against their capacity and takes the conversation off the queue (a named one, or the most urgent,
+longest waiting) in the same step, so neither a double click nor two tabs go past the limit, and
+counsellors asking for the next texter at the same instant each get a different one.
 """
 from __future__ import annotations
 
@@ -76,8 +77,7 @@ def default() -> int:
 
 
 def capacity(client: redis.Redis, name: str) -> int:
-    own = client.hget(accounts.account_key(name), "capacity")
-    return int(own) if own else default()
+    return capacities(client, [name])[name]
 
 
 def capacities(client: redis.Redis, names: list[str]) -> dict[str, int]:
@@ -125,20 +125,18 @@ def end_break(client: redis.Redis, name: str) -> None:
     client.hdel(BREAKS, name)
 
 
+def _break(value: bytes) -> Break:
+    since, _, kind = value.decode().partition(" ")
+    return Break(kind if kind in KINDS else "break", float(since))
+
+
 def breaks(client: redis.Redis) -> dict[str, Break]:
-    found = {}
-    for name, value in client.hgetall(BREAKS).items():
-        since, _, kind = value.decode().partition(" ")
-        found[name.decode()] = Break(kind if kind in KINDS else "break", float(since))
-    return found
+    return {name.decode(): _break(value) for name, value in client.hgetall(BREAKS).items()}
 
 
 def on_break(client: redis.Redis, name: str) -> Break | None:
     value = client.hget(BREAKS, name)
-    if value is None:
-        return None
-    since, _, kind = value.decode().partition(" ")
-    return Break(kind if kind in KINDS else "break", float(since))
+    return None if value is None else _break(value)
 
 
 def offer_pause(pipe, name: str) -> None:
@@ -188,7 +186,7 @@ def cannot_receive(client: redis.Redis, held_key: str, target: Counsellor) -> st
         return f"{target.name} is {paused.words}"
     if target.supervisor:
         return ""
-    held = sum(1 for holder in client.hvals(held_key) if holder.decode() == target.name)
+    held = held_counts(client, held_key)[target.name]
     places = capacity(client, target.name)
     return f"{target.name} holds {held} conversations, their limit" if held >= places else ""
 

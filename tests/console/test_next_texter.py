@@ -3,8 +3,10 @@ supervisors see them: in a real browser where a race or the page matters, throug
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -107,9 +109,11 @@ def test_of_two_counsellors_clicking_at_once_for_one_texter_one_gets_them_the_ot
 
 
 def test_a_break_stops_new_claims_shows_to_supervisors_and_ends_with_one_click(live_server, browser, staff,
-                                                                               queued):
+                                                                               queued, tmp_path):
+    shots = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path)
     conv = queued("emergency")
     alice, sam = signed_in(browser, live_server, "alice"), signed_in(browser, live_server, "sam")
+    alice.screenshot(path=str(shots / "console-next-texter.png"))
 
     alice.get_by_role("button", name="Take a break").click()
     expect(alice.locator("#next-texter")).to_be_disabled()
@@ -118,6 +122,7 @@ def test_a_break_stops_new_claims_shows_to_supervisors_and_ends_with_one_click(l
     expect(alice.locator(".alert")).to_contain_text("You cannot take a conversation now: you are on a break")
     sam.goto(f"{live_server.url}/console/all")
     expect(sam.locator('#rota tr[data-name="alice"]')).to_contain_text("on a break since")
+    sam.locator("#rota").screenshot(path=str(shots / "console-rota.png"))
 
     alice.get_by_role("button", name="I'm back").click()
     expect(alice.locator("#next-texter")).to_be_enabled()
@@ -193,7 +198,7 @@ def test_supervisors_may_go_past_their_capacity(console, queued, staff):
     sam.post(f"/console/claim/{first.id}")
     answer = sam.post("/console/next")
     assert answer.status_code == 302 and answer.headers["Location"].endswith(f"/console/c/{second.id}")
-    assert "2 of 1 (supervisors may take more)" in sam.get("/console/").get_data(as_text=True)
+    assert "2 of 1</span> (supervisors may take more)" in sam.get("/console/").get_data(as_text=True)
 
 
 def test_a_transfer_to_a_counsellor_at_their_limit_or_on_a_break_is_refused(console, queued, staff):
