@@ -175,6 +175,9 @@ def block(store: ConversationStore, waiting: WaitingQueue, conv_id: str, by: str
         conv = session.conv
         if conv is None:
             raise BlockError("this conversation no longer exists")
+        if conv.handoff == "active":
+            # The texter would get the neutral line in the middle of a counsellor's conversation.
+            raise BlockError(f"{conv.counsellor or 'a counselor'} holds this conversation: end it first, then block")
         seconds = DURATIONS[duration]
         found = Block(digest_of(vault, conv_id), conv_id, conv.channel, duration,
                       None if seconds is None else now + seconds, by, reason, now)

@@ -153,6 +153,17 @@ def test_blocking_a_waiting_texter_takes_them_out_of_line(console, staff, texter
     assert staff.extensions["waiting"].depth() == 0
 
 
+def test_a_conversation_a_counsellor_holds_is_ended_before_it_is_blocked(console, staff, texter):
+    ask_for_counsellor(texter)
+    conv_id = conv_id_of(staff, texter)
+    assert console("alice").post(f"/console/claim/{conv_id}").status_code == 302
+    sam = console("sam")
+    assert "alice holds this conversation: end it first" in sam.get(f"/console/c/{conv_id}").get_data(as_text=True)
+    answer = sam.post(f"/console/c/{conv_id}/block", {"duration": "24h", "reason": REASON})
+    assert answer.status_code == 400 and "alice holds this conversation: end it first" in answer.get_data(as_text=True)
+    assert texter.send("are you there?") == ""  # the counsellor answers; no line from the bot in between
+
+
 def test_the_overview_lists_a_block_whose_conversation_was_erased_without_its_number(console, staff, texter):
     texter.send("hi")
     conv_id = conv_id_of(staff, texter)
