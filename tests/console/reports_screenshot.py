@@ -11,20 +11,18 @@ from __future__ import annotations
 import random
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography.fernet import Fernet
-from werkzeug.serving import make_server
 
 from bot import create_app
 from bot.console import accounts, handoff, wrapup
 from bot.redis_server import EmbeddedRedis
-from tests.conftest import AUTH_TOKEN, CHROMIUM, CHROMIUM_ARGS, Texter
+from tests.conftest import AUTH_TOKEN, Texter
 from tests.console.conftest import PASSWORD
-from tests.ops.dashboard_screenshot import SCRIPTS
+from tests.ops.dashboard_screenshot import SCRIPTS, shoot
 
 NOT_A_CONVERSATION = ("silent", "testing", "wrong_number", "prank")
 
@@ -37,7 +35,7 @@ def main(out: str = "docs/reports.png") -> None:
                       "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "CONSOLE_PASSWORD_HASH": "CHEAPEST", "SMS_RATE_LIMIT": 1000})
     try:
         month = simulate(app)
-        shoot(app, out, month)
+        shoot(app, out, f"/console/reports?month={month}", ready=None)
     finally:
         app.extensions["redis"].close()
         server.stop()
@@ -96,26 +94,6 @@ def form(rng: random.Random, fields) -> dict[str, list[str]]:
     return answers
 
 
-def shoot(app, out: str, month: str) -> None:
-    from playwright.sync_api import sync_playwright
-
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=http.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{http.server_port}"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(url + "/console/signin")
-            page.fill("input[name=name]", "sam")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("form button")
-            page.goto(f"{url}/console/reports?month={month}")
-            page.screenshot(path=out, full_page=True)
-            browser.close()
-    finally:
-        http.shutdown()
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

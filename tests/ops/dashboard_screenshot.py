@@ -79,7 +79,8 @@ def simulate(app) -> None:
         time.time = helpline.clock = real_time
 
 
-def shoot(app, out: str) -> None:
+def shoot(app, out: str, path: str = "/console/dashboard", ready: str | None = '[data-chart="daily"] svg') -> None:
+    """Sign in as the supervisor sam in Chromium, open `path`, wait for `ready`, and save the whole page."""
     from playwright.sync_api import sync_playwright
 
     http = make_server("127.0.0.1", 0, app, threaded=True)
@@ -93,8 +94,9 @@ def shoot(app, out: str) -> None:
             page.fill("input[name=name]", "sam")
             page.fill("input[name=password]", PASSWORD)
             page.click("form button")
-            page.goto(url + "/console/dashboard")
-            page.wait_for_selector('[data-chart="daily"] svg')
+            page.goto(url + path)
+            if ready:
+                page.wait_for_selector(ready)
             page.screenshot(path=out, full_page=True)
             browser.close()
     finally:
