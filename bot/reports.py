@@ -41,7 +41,8 @@ NO_FIGURE = "-"
 WEEKS = 12  # the page's "by week" view
 MAX_WEEKS = 52
 KEPT_DAYS = DAY_TTL // 86400
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")  # ASCII digits: \d and str.isdigit take others int() refuses
+_WHOLE = re.compile(r"[0-9]+")
 
 NOTES = (
     f"Counts from 1 to {SMALL - 1} are shown as {SMALL_MARK}, so that no one can be identified.",
@@ -148,7 +149,7 @@ class Report:
 def month(text: str, today: date) -> Period:
     """The month YYYY-MM, if it has begun and its counters are still kept."""
     found = _MONTH.fullmatch(text.strip())
-    if not found or not 1 <= int(found.group(2)) <= 12:
+    if not found or not 1 <= int(found.group(2)) <= 12 or int(found.group(1)) < 1:  # there is no year 0
         raise PeriodError(f"{text[:20]!r} is not a month: write it as YYYY-MM, e.g. {today:%Y-%m}.")
     first = date(int(found.group(1)), int(found.group(2)), 1)
     if first > today:
@@ -162,7 +163,7 @@ def month(text: str, today: date) -> Period:
 
 def weeks(n: int | str, today: date) -> list[Period]:
     """The last n weeks (Monday to Sunday), oldest first; the last is this week so far."""
-    if not str(n).strip().isdigit() or not 1 <= int(n) <= MAX_WEEKS:
+    if not _WHOLE.fullmatch(str(n).strip()) or not 1 <= int(n) <= MAX_WEEKS:
         raise PeriodError(f"weeks must be a whole number from 1 to {MAX_WEEKS}.")
     monday = today - timedelta(days=today.weekday())
     mondays = [monday - timedelta(weeks=k) for k in range(int(n) - 1, -1, -1)]

@@ -151,11 +151,15 @@ def test_the_last_twelve_weeks_have_a_column_each(app, client, console):
 @pytest.mark.parametrize("query, said", [
     ("month=2026-13", "is not a month"),
     ("month=garbage", "is not a month"),
+    ("month=0000-01", "is not a month"),  # year 0 does not exist: a 500 once
+    ("month=%D9%A2%D9%A0%D9%A2%D9%A6-%D9%A1%D9%A1", "is not a month"),  # Arabic-Indic digits
     ("month=", "is not a month"),
     ("month=1999-01", "Counts are kept for 400 days"),
     ("month=2999-01", "has not begun"),
     ("weeks=0", "weeks must be a whole number"),
     ("weeks=many", "weeks must be a whole number"),
+    ("weeks=%C2%B2", "weeks must be a whole number"),  # a superscript 2 is a digit to str.isdigit: a 500 once
+    ("weeks=%EF%BC%93", "weeks must be a whole number"),  # a full-width 3
     ("month=2026-11&weeks=12", "not both"),
 ])
 def test_a_bad_period_is_a_clear_400(app, console, query, said):
@@ -190,7 +194,7 @@ def test_the_command_prints_the_same_rows(app, client, console, report):
     assert re.search(r"^  Silent +<5$", table.output, re.M)
 
 
-@pytest.mark.parametrize("month", ["2026-13", "nov", "1999-01"])
+@pytest.mark.parametrize("month", ["2026-13", "nov", "1999-01", "0000-01"])
 def test_the_command_refuses_a_bad_month_in_one_line(app, report, month):
     printed = report("--month", month)
     assert printed.exit_code == 2
