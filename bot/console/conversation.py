@@ -114,11 +114,12 @@ def transfer(conv_id):
 def end(conv_id):
     answers = wrapup.answers(request.form)
     return _change(conv_id, lambda me: handoff.end(me, conv_id, answers), url_for("console.index"), "Not ended",
-                   said=lambda closing_sent: _ended(conv_id, answers["outcome"][0], closing_sent),
+                   said=lambda closing_sent: _ended(conv_id, answers, closing_sent),
                    wrapup_draft=answers)
 
 
-def _ended(conv_id: str, outcome: str, closing_sent: bool) -> str:
+def _ended(conv_id: str, answers: dict, closing_sent: bool) -> str:
+    outcome = wrapup.FORM.check(answers)[0]["outcome"]  # as the end read it (trimmed, the first given), not as posted
     said = f"Conversation ended (outcome: {wrapup.OUTCOMES[outcome].lower()})."
     if closing_sent:
         return said + " The closing message is on its way."

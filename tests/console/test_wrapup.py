@@ -105,6 +105,18 @@ def test_a_refused_end_is_a_400_that_keeps_the_answers_and_ends_nothing(console,
     assert staff.extensions["redis"].exists(contacts_key(conv.id)) == 0
 
 
+def test_an_outcome_posted_with_spaces_or_after_an_empty_value_ends_and_says_so(console, queued, staff):
+    """The form reads the first answer given, trimmed: the page saying what happened reads the same one."""
+    alice = console("alice")
+    for outcome in (" referred ", ["", "referred"]):
+        conv = queued()
+        alice.post(f"/console/claim/{conv.id}")
+        answer = alice.post(f"/console/c/{conv.id}/end", wrapped_up(outcome=outcome))
+        assert answer.status_code == 302
+        assert staff.extensions["store"].load(conv.id).slots["outcome"] == "referred"
+        assert "Conversation ended (outcome: referred)." in alice.get("/console/").get_data(as_text=True)
+
+
 def test_a_silent_contact_ends_without_categories_or_risk(console, queued, staff):
     alice = console("alice")
     conv = queued()
