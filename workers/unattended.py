@@ -2,8 +2,10 @@
 
 An emergency that has waited EMERGENCY_UNATTENDED_SECONDS while no online counsellor has a free place
 (everyone at their capacity or on a break, or nobody online) is flagged for the console's banner and
-posted to ALERT_WEBHOOK_URL with ids and counts only. A periodic job rather than a check on a console
-page: when nobody is online no page asks, and that is the case that matters most.
+posted to ALERT_WEBHOOK_URL with ids and counts only, once per wait: an alert the webhook did not take (it
+refused, or the worker died mid-post) is posted again by the first check after its lease ends. A periodic
+job rather than a check on a console page: when nobody is online no page asks, and that is the case that
+matters most.
 
 Scheduling as the retention purge does: the worker schedules the next check when it starts, every run
 schedules the one after it first, and the job id names the slot, so any number of workers run one.
@@ -52,7 +54,7 @@ def check() -> dict:
 
 def sweep(longer_than: float, now: float | None = None) -> dict:
     """One look at the queue; safe to run at any time, any number of times (in an app context)."""
-    client, waiting = get_redis(), get_waiting()
+    client, waiting, now = get_redis(), get_waiting(), time.time() if now is None else now
     forgotten = capacity.forget_left(client, waiting)
     late = capacity.emergencies_waiting(waiting, longer_than, now)
     alerted = 0
@@ -60,9 +62,14 @@ def sweep(longer_than: float, now: float | None = None) -> dict:
         nobody, online = capacity.nobody_free(client, ACTIVE)
         if nobody:
             for found in late:
-                if capacity.flag(client, found.conv_id):
-                    alerted += 1
+                if not capacity.flag(client, found.conv_id, now):
+                    continue
+                try:
                     _alert(found, online)
+                except SendFailed:
+                    continue  # logged by alerts.post; the first check after its lease asks again
+                capacity.sent(client, found.conv_id)
+                alerted += 1
     return {"late": len(late), "alerted": alerted, "forgotten": forgotten}
 
 
@@ -84,7 +91,4 @@ def _alert(found: capacity.Unattended, online: int) -> None:
         "console": f"{public}/console/c/{found.conv_id}",
         "at": time.time(),
     }
-    try:
-        alerts.post(url, alert, found.conv_id)
-    except SendFailed:
-        pass  # logged by alerts.post; the console's banner still shows it, and one alert per wait is the rule
+    alerts.post(url, alert, found.conv_id)

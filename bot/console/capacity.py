@@ -221,8 +221,24 @@ def held_counts(client: redis.Redis, held_key: str) -> Counter:
 
 # -- emergencies nobody is free for ---------------------------------------------------------
 
-UNATTENDED = "console:unattended"  # conversation id -> when supervisors were told nobody is free for it
+# conversation id -> "sent" once the supervisors' webhook took the alert, else until when the attempt
+# under way holds it (a worker killed mid-alert, or a webhook that refused it: the next check past that asks again).
+UNATTENDED = "console:unattended"
+SENT = "sent"
+# Longer than one alert's attempts take (workers.alerts.ALERT_DEADLINE), so two workers never post it at once.
+ALERT_LEASE_SECONDS = 60
 _LOOK_AT = 200  # emergencies come first in the queue; more than this many waiting is beyond any alert
+# ARGV: the conversation id, now, the lease's end.
+_LEASE = """
+local held = redis.call('hget', KEYS[1], ARGV[1])
+if held == 'sent' or (held and tonumber(held) > tonumber(ARGV[2])) then return 0 end
+redis.call('hset', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+# Only while still flagged: a conversation erased or taken meanwhile has left the hash, and must not come back.
+_SENT = """
+if redis.call('hexists', KEYS[1], ARGV[1]) == 1 then redis.call('hset', KEYS[1], ARGV[1], 'sent') end
+"""
 
 
 @dataclass(frozen=True)
@@ -243,9 +259,15 @@ def emergencies_waiting(waiting: WaitingQueue, longer_than: float, now: float | 
             if priority == "emergency" and now - since >= longer_than]
 
 
-def flag(client: redis.Redis, conv_id: str) -> bool:
-    """Mark an emergency as unattended; True only the first time in its wait (any number of workers)."""
-    return bool(client.hsetnx(UNATTENDED, conv_id, f"{time.time():.0f}"))
+def flag(client: redis.Redis, conv_id: str, now: float) -> bool:
+    """Mark an emergency as unattended; True when its alert is owed and this caller is to send it now: the
+    first time in its wait, or again once an attempt that was not confirmed (sent()) has run out of time."""
+    return bool(client.register_script(_LEASE)(keys=[UNATTENDED], args=[conv_id, now, now + ALERT_LEASE_SECONDS]))
+
+
+def sent(client: redis.Redis, conv_id: str) -> None:
+    """The alert for this emergency's wait was delivered: never again in this wait."""
+    client.register_script(_SENT)(keys=[UNATTENDED], args=[conv_id])
 
 
 def forget_left(client: redis.Redis, waiting: WaitingQueue) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import time
 from pathlib import Path
 
@@ -354,3 +355,39 @@ def test_delete_leaves_no_unattended_flag(receiver, staff, texter):
     texter.send("DELETE")
     texter.send("yes")
     assert staff.extensions["redis"].hlen(capacity.UNATTENDED) == 0
+
+
+def test_an_alert_the_webhook_refused_is_posted_again_at_a_later_check_and_then_never(receiver, staff, queued):
+    late = queued("emergency", time.time() - 200)
+    receiver.statuses = [400]  # refused (a 4xx is not asked again within the one attempt)
+    now = time.time()
+    with staff.app_context():
+        assert unattended.sweep(120, now=now)["alerted"] == 0
+        assert unattended.sweep(120, now=now + unattended.EVERY_SECONDS)["alerted"] == 0  # its lease still runs
+        assert unattended.sweep(120, now=now + capacity.ALERT_LEASE_SECONDS + 1)["alerted"] == 1
+        assert unattended.sweep(120, now=now + 3 * capacity.ALERT_LEASE_SECONDS)["alerted"] == 0
+    assert [json.loads(body)["conversation"] for body in receiver.bodies] == [late.id, late.id]
+
+
+def test_a_worker_killed_while_posting_the_alert_leaves_it_to_a_later_check_which_posts_it_once(
+        receiver, staff, queued, config, tmp_path):
+    from tests.workers.test_recovery import start_worker, worker_env
+
+    late = queued("emergency", time.time() - 200)
+    receiver.hang.set()  # the webhook takes the post and never answers: the worker is killed waiting
+    env = {**worker_env({"SEND_RETRY_SECONDS": "5,30,120,600", **config}), "ALERT_WEBHOOK_URL": receiver.url}
+    staff.extensions["queue"].enqueue(unattended.JOB)
+    worker = start_worker(env, tmp_path / "worker.log")
+    try:
+        assert wait_for(lambda: len(receiver.bodies) == 1, timeout=60), (tmp_path / "worker.log").read_text()
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+    receiver.hang.clear()
+
+    now = time.time()
+    with staff.app_context():
+        assert unattended.sweep(120, now=now)["alerted"] == 0  # the dead worker's lease still runs
+        assert unattended.sweep(120, now=now + capacity.ALERT_LEASE_SECONDS + 1)["alerted"] == 1
+        assert unattended.sweep(120, now=now + 3 * capacity.ALERT_LEASE_SECONDS)["alerted"] == 0
+    assert [json.loads(body)["conversation"] for body in receiver.bodies] == [late.id, late.id]
