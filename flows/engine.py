@@ -64,6 +64,10 @@ START_WORDS = frozenset({"start", "unstop"})
 DELETE_WORDS = frozenset({"delete", "borrar", "erase", "borra"})
 # Only what the prompt names erases (YES / SÍ, or the delete word again): "1" or "ok" keeps everything.
 CONFIRM_WORDS = frozenset({"yes", "si", "sí"}) | DELETE_WORDS
+# "si borralo", "yes delete it all": that YES said with the words of erasing; any other word ("yes please
+# keep it") keeps everything.
+ERASING = CONFIRM_WORDS | {"borralo", "bórralo", "borrala", "bórrala", "borrenlo", "bórrenlo", "borren", "todo",
+                           "it", "all", "everything", "please", "pls", "porfa", "por", "favor"}
 # Command words only a Spanish reader writes: the answer comes in Spanish, whatever the conversation was in.
 SPANISH_COMMANDS = frozenset({"ayuda", "información", "informacion"})
 # A first message in Spanish gets Spanish straight away.
@@ -238,13 +242,14 @@ class FlowEngine:
         if raised and conv.handoff == "waiting":
             step.effects.append(Effect("request_handoff", {"reason": "triage"}))
 
+        if confirming and confirms_erasure(word):
+            # Before "he is next to me": "si borra todo" also reads as that, and it is the YES asked for.
+            self._say(step, conv, "erased")
+            step.effects.append(Effect("erase"))
+            return step
         if confirming and intent == "not_safe_now":
             pass  # "he is next to me" instead of an answer: nothing erased, the discreet line below
         elif confirming:
-            if word in CONFIRM_WORDS:
-                self._say(step, conv, "erased")
-                step.effects.append(Effect("erase"))
-                return step
             self._say(step, conv, "not_erased")
             return step
         if word in DELETE_WORDS:
@@ -763,6 +768,11 @@ AGES = range(5, 121)  # what an answer to "how old are you?" can be
 _STATED_AGE = re.compile(r"\b(?:i am|im|i'm|age|aged|tengo)\s+([0-9]{1,2})\b(?!\s*(?:mi|min|hour|hr|day|dia|día|week|"
                          r"semana|block|cuadra|km|kilo|dollar|dolar|dólar|peso|buck|\$|minuto|hora|mes|month))"
                          r"|\b([0-9]{1,2})\s*(?:years? old|yrs? old|yo|y/o|años|anos)\b")
+
+
+def confirms_erasure(word: str) -> bool:
+    said = re.split(r"[\s,.!]+", word)
+    return said[0] in CONFIRM_WORDS and set(said) <= ERASING
 
 
 def stated_age(word: str) -> int | None:

@@ -34,12 +34,27 @@ class Example:
     lang: str
 
 
+class _ExamplesLoader(yaml.SafeLoader):
+    """Refuses a label given twice in one file: YAML would keep the second list and drop the first unsaid."""
+
+
+def _labels_once(loader: _ExamplesLoader, node, deep: bool = False) -> dict:
+    labels = [loader.construct_object(key) for key, _ in node.value]
+    for at, (key, _) in enumerate(node.value):
+        if labels[at] in labels[:at]:
+            raise yaml.constructor.ConstructorError(None, None, f"label {labels[at]!r} is given twice", key.start_mark)
+    return loader.construct_mapping(node, deep)
+
+
+_ExamplesLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _labels_once)
+
+
 def load_examples(folder: Path = EXAMPLES) -> list[Example]:
     out: list[Example] = []
     paths = [(lang, path) for lang in ("en", "es", "other") for path in sorted(Path(folder).glob(f"{lang}*.yaml"))]
     for lang, path in paths:
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_ExamplesLoader)  # noqa: S506 - SafeLoader subclass
         except (OSError, yaml.YAMLError) as exc:
             raise ExamplesError(f"{path}: {exc}") from exc
         if not isinstance(doc, dict):
