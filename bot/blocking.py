@@ -190,9 +190,9 @@ def block(store: ConversationStore, waiting: WaitingQueue, conv_id: str, by: str
         def also(pipe) -> None:
             pipe.set(found.key, _sealed(vault, found), ex=seconds)
             pipe.zadd(INDEX, {found.digest: math.inf if found.until is None else found.until})
-            if left:
-                waiting.remove(pipe, conv_id)
-                events.publish(pipe, "left", conv_id)
+            # Whatever of it waits in line goes: a handoff, or a tip (which waits without one).
+            waiting.remove(pipe, conv_id)
+            events.publish(pipe, "left", conv_id)
             audit.record(pipe, by, "block", conv_id, duration)
     except BaseException:
         store.release(session)

@@ -153,6 +153,15 @@ def test_blocking_a_waiting_texter_takes_them_out_of_line(console, staff, texter
     assert staff.extensions["waiting"].depth() == 0
 
 
+def test_blocking_a_tipster_takes_the_tip_out_of_line_too(console, staff, texter):
+    for body in ("hi", "1", "4", "a man at the truck stop keeps the girls' ids", "DONE", "2"):
+        texter.send(body)
+    conv_id = conv_id_of(staff, texter)
+    assert staff.extensions["waiting"].depth() == 1  # a tip waits without a handoff
+    console("sam").post(f"/console/c/{conv_id}/block", {"duration": "24h", "reason": REASON})
+    assert staff.extensions["waiting"].depth() == 0
+
+
 def test_a_conversation_a_counsellor_holds_is_ended_before_it_is_blocked(console, staff, texter):
     ask_for_counsellor(texter)
     conv_id = conv_id_of(staff, texter)
