@@ -7,7 +7,10 @@ import redis
 
 STREAM = "audit"
 ACTIONS = ("open", "claim", "release", "transfer", "end", "reveal", "note", "reply", "retry", "sign_in",
-           "sign_in_failed", "sign_out", "export", "monitor", "whisper", "take_over", "block", "unblock")
+           "sign_in_failed", "sign_out", "export", "monitor", "whisper", "take_over", "block", "unblock",
+           "review_resource", "refer", "referral_list", "referral_view", "referral_accept", "referral_decline",
+           "referral_contact",
+           "followup_scheduled", "followup_changed", "followup_cancelled", "followup_sent", "followup_skipped")
 
 
 def record(client_or_pipe, actor: str, action: str, conv_id: str = "", detail: str = "") -> None:

@@ -20,6 +20,7 @@ from flows.resources import ResourceDirectory
 from flows.spec import Flow
 from flows.triage import Triage
 
+from . import resource_reviews
 from .crypto import Vault
 from .engine import Helpline
 from .hours import Staffing
@@ -105,7 +106,9 @@ def build_twilio(cfg) -> TwilioClient | None:
 @functools.lru_cache(maxsize=4)
 def flow_engine(helpline_name: str) -> FlowEngine:
     """The flow, catalogs, triage lexicon, intent model and resources, read and checked once per process."""
-    return FlowEngine(Flow.load(), Catalog.load(), Triage.load(), ResourceDirectory.load(), helpline_name,
+    # Reviews from the console count at once: the directory asks the app's Redis on each reply.
+    resources = ResourceDirectory.load(reviewed=resource_reviews.overlay)
+    return FlowEngine(Flow.load(), Catalog.load(), Triage.load(), resources, helpline_name,
                       intents=IntentModel.load())
 
 

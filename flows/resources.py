@@ -22,6 +22,7 @@ Run ``python -m flows.resources`` to print the check for today.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import re
@@ -30,7 +31,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Mapping
 
 import yaml
 import zipcodes
@@ -80,12 +81,13 @@ _PHONE_RE = re.compile(r"\(\d{3}\) \d{3}-\d{4}|1-\d{3}-\d{3}-\d{4}|\d{3}|\d-\d-\
 _TEXT_RE = re.compile(r"(?:([A-Z]+) to )?(\d{3,6})|\(\d{3}\) \d{3}-\d{4}")
 _ZIP_RE = re.compile(r"([0-9]{5})(?:[-\s]?[0-9]{4})?")  # ASCII only: zipcodes' core panics on other digits
 _LANG_RE = re.compile(r"[a-z]{2,3}")
+_AGENCY_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _LINE_KEY = "__line__"
 _DUP_KEY = "__duplicate_keys__"
 _FIELDS = frozenset(
     {"id", "name", "categories", "phone", "text", "address", "zip", "city", "languages",
      "hours", "notes", "scope", "source", "verified_on", "hotline", "min_age", "max_age", "eligibility",
-     "short_name"}
+     "short_name", "reviewed_by", "agency"}
 )
 
 
@@ -127,6 +129,9 @@ class Resource:
     hours_by_lang: tuple[tuple[str, str], ...] = ()
     # The name as an SMS shows it: part of the printed name ("Dream Center"), without who runs it.
     short_name: str | None = None
+    # The coalition agency that runs it (an id, lower-case-with-dashes): its partner accounts receive warm
+    # referrals (bot.referrals), and the texter is told this entry's name.
+    agency: str | None = None
 
     def name_for(self, lang: str) -> str:
         """The name printed for ``lang`` when the source gives one, else ``name``."""
@@ -456,8 +461,10 @@ class ResourceDirectory:
     """The loaded directory: entries in file order, their problems, and a nearest-by-ZIP index."""
 
     def __init__(self, resources: list[Resource], problems: dict[int, list[tuple[str, str]]],
-                 file_errors: list[str], path: Path) -> None:
+                 file_errors: list[str], path: Path,
+                 reviewed: Callable[[], Mapping[str, date]] | None = None) -> None:
         self._resources = tuple(resources)
+        self._reviewed = reviewed
         # index in _resources -> [("error"|"warning", message)]; date warnings are added by check()
         self._problems = problems
         self._file_errors = list(file_errors)
@@ -479,8 +486,13 @@ class ResourceDirectory:
     # ---- loading
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "ResourceDirectory":
-        """Load and validate the YAML directory (default: resources.yaml beside this module)."""
+    def load(cls, path: str | Path | None = None,
+             reviewed: Callable[[], Mapping[str, date]] | None = None) -> "ResourceDirectory":
+        """Load and validate the YAML directory (default: resources.yaml beside this module).
+
+        ``reviewed()`` gives {id: day} of supervisors' reviews since the file was written (bot.resource_reviews):
+        asked on every reply, so a listing verified in the console counts as verified at once in every process.
+        """
         p = Path(path) if path is not None else DEFAULT_PATH
         shown = _display_path(p)
         try:
@@ -512,7 +524,7 @@ class ResourceDirectory:
                     first_line_of_id[res.id] = res.line
             problems[len(resources)] = probs
             resources.append(res)
-        return cls(resources, problems, file_errors, p)
+        return cls(resources, problems, file_errors, p, reviewed)
 
     # ---- inspection
 
@@ -528,6 +540,23 @@ class ResourceDirectory:
 
     def get(self, resource_id: str) -> Resource | None:
         return next((r for r in self._resources if r.id == resource_id), None)
+
+    def reviewed_on(self) -> Mapping[str, date]:
+        """{id: day} of reviews newer than the file (none without a ``reviewed`` source)."""
+        return self._reviewed() if self._reviewed is not None else {}
+
+    def current(self) -> tuple[Resource, ...]:
+        """Every entry as it stands now: verified_on the later of the file's and a review since."""
+        reviewed = self.reviewed_on()
+        return tuple(_as_reviewed(r, reviewed.get(r.id)) for r in self._resources)
+
+    def agencies(self) -> dict[str, tuple[Resource, ...]]:
+        """{agency id: the usable entries it runs, in file order}: who may receive warm referrals."""
+        found: dict[str, list[Resource]] = {}
+        for r in self._usable:
+            if r.agency:
+                found.setdefault(r.agency, []).append(r)
+        return {agency: tuple(entries) for agency, entries in found.items()}
 
     def _has_error(self, index: int) -> bool:
         return any(kind == "error" for kind, _ in self._problems.get(index, ()))
@@ -674,7 +703,8 @@ class ResourceDirectory:
             if not any(r.phone for r in shown_local):
                 lines.append((2, render("resources_211")))  # 2-1-1 Kern (CAPK): a number to call in the county
 
-        stale = any(r.past_review(today) for r in shown_local)
+        reviewed = self.reviewed_on() if shown_local else {}
+        stale = any(_as_reviewed(r, reviewed.get(r.id)).past_review(today) for r in shown_local)
         national: list[Resource] = list(fits)
         trafficking = self.get(TRAFFICKING_HOTLINE)
         if trafficking in fits:
@@ -718,6 +748,13 @@ class ResourceDirectory:
             parts.append(render("resource_mile" if whole == 1 else "resource_miles", miles=whole))
         name = r.short_name if r.short_name and not r.names else r.name_for(lang)
         return "- " + name + (": " + ", ".join(parts) if parts else "")
+
+
+def _as_reviewed(r: Resource, reviewed: date | None) -> Resource:
+    """``r`` with a supervisor's later review as its verified_on (an earlier one changes nothing)."""
+    if reviewed is None or (r.verified_on is not None and r.verified_on >= reviewed):
+        return r
+    return dataclasses.replace(r, verified_on=reviewed)
 
 
 def _fit(head: list[str], body: list[tuple[int, str]], budget: int, tail: list[str] = ()) -> str:
@@ -799,6 +836,10 @@ def _build(item: dict) -> tuple[Resource, list[tuple[str, str]]]:
     for label, pairs in (("hours", hours_by_lang), ("eligibility", eligibility)):
         if pairs and not {"en", "es"} <= dict(pairs).keys():
             warn(f"{label} not given in both en and es: left out of the replies in the other language")
+    agency = _opt_str(item.get("agency"))
+    if agency is not None and not (isinstance(agency, str) and _AGENCY_RE.fullmatch(agency)):
+        warn(f"agency {agency!r} ignored: an agency id is lower-case-with-dashes, e.g. open-door-network")
+        agency = None
     short_name = _opt_str(item.get("short_name"))
     if short_name is not None and not (isinstance(short_name, str) and short_name in name):
         err(f"short_name {short_name!r} must be part of the printed name {name!r}")
@@ -879,7 +920,7 @@ def _build(item: dict) -> tuple[Resource, list[tuple[str, str]]]:
         city=city, languages=langs, hours=hours, scope=scope, source=source,
         verified_on=verified_on, line=line, lat=lat, lon=lon, located_by=located_by,
         notes=notes, names=names, hotline=hotline, min_age=min_age, max_age=max_age,
-        eligibility=eligibility, hours_by_lang=hours_by_lang, short_name=short_name,
+        eligibility=eligibility, hours_by_lang=hours_by_lang, short_name=short_name, agency=agency,
     )
     return res, probs
 
