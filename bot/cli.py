@@ -481,6 +481,26 @@ def resources_check(warn_only, today):
         sys.exit(1)
 
 
+@resources.command("export-reviews")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="the directory file to write (default: flows/resources.yaml)")
+def resources_export_reviews(path):
+    """Write the listings supervisors verified in the console into flows/resources.yaml (verified_on and
+    reviewed_by), for an operator to look over and commit: the file in git stays the source of truth."""
+    from flows.resources import ResourceDirectory
+
+    from .resource_reviews import export
+
+    app = _app()
+    directory = ResourceDirectory.load(path)
+    with app.app_context():
+        written = export(app.extensions["redis"], directory)
+    for resource_id in written:
+        click.echo(f"verified: {resource_id}")
+    click.echo(f"{len(written)} review(s) written into {directory.display_path}" +
+               ("; check `git diff` and commit it" if written else " (none newer than the file)"))
+
+
 @main.group()
 def keys():
     """The data key (HELPLINE_DATA_KEY): generate a new one, re-encrypt under it, check."""
@@ -525,6 +545,13 @@ def counsellor():
     """Console accounts: add, list and remove counsellors."""
 
 
+def _password() -> str:
+    """Asked twice at a terminal, or the first line of stdin when piped."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
 @counsellor.command("add")
 @click.argument("name")
 @click.option("--supervisor", is_flag=True, help="may see every conversation and the audit trail")
@@ -538,10 +565,7 @@ def counsellor_add(name, supervisor, places):
         name = accounts.clean_name(name)
     except accounts.AccountError as exc:
         raise click.BadParameter(str(exc), param_hint="NAME") from exc
-    if sys.stdin.isatty():
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
+    password = _password()
     app = _app()
     try:
         with app.app_context():
@@ -606,6 +630,59 @@ def counsellor_remove(name):
     if not accounts.remove(_app().extensions["redis"], name):
         raise click.ClickException(f"no counsellor named {name!r}")
     click.echo(f"{name} removed")
+
+
+@main.group()
+def partner():
+    """Partner agencies' accounts: they see the warm referrals sent to their agency, nothing else."""
+
+
+@partner.command("add")
+@click.argument("name")
+@click.option("--agency", required=True, metavar="ID", help="an agency id of flows/resources.yaml (`agency:`)")
+def partner_add(name, agency):
+    """Create NAME for AGENCY's intake worker (or set a new password); the password as for counsellors."""
+    from .console import accounts
+    from .referrals import agencies
+
+    app = _app()
+    known = agencies(app.extensions["helpline"].flows.resources)
+    if agency not in known:
+        raise click.BadParameter(f"no agency {agency!r} in flows/resources.yaml; known: {', '.join(sorted(known))}",
+                                 param_hint="--agency")
+    try:
+        name = accounts.clean_name(name)
+    except accounts.AccountError as exc:
+        raise click.BadParameter(str(exc), param_hint="NAME") from exc
+    password = _password()
+    try:
+        with app.app_context():
+            accounts.add(app.extensions["redis"], name, password, agency=agency)
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"partner {name} of {known[agency].name()} saved")
+
+
+@partner.command("list")
+def partner_list():
+    """Every partner account and its agency."""
+    from .console import accounts
+
+    for person in accounts.partners(_app().extensions["redis"]):
+        click.echo(f"{person.name}\t{person.agency}")
+
+
+@partner.command("remove")
+@click.argument("name")
+def partner_remove(name):
+    """Delete partner NAME's account; its sessions end at their next request. Its agency's referrals stay."""
+    from .console import accounts
+
+    client = _app().extensions["redis"]
+    found = accounts.get(client, (name or "").strip().lower())
+    if found is None or not found.agency or not accounts.remove(client, found.name):
+        raise click.ClickException(f"no partner named {name!r}")
+    click.echo(f"{found.name} removed")
 
 
 @main.command()

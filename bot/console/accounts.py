@@ -18,6 +18,9 @@ from ..errors import ConfigurationError
 from ..hours import ONLINE, SEEN
 
 NAMES = "counsellors"  # a set of every account name
+# Partner agencies' accounts (bot.console.partners): same keys and sign-in, never in NAMES, so never
+# offered a transfer, counted online or listed as counsellors.
+PARTNERS = "partners"
 BREAKS = "counsellors:breaks"  # name -> "<since> <kind>" of who is on a break (bot.console.capacity)
 MIN_PASSWORD = 12
 MIN_STRENGTH = 3  # of zxcvbn's 0-4
@@ -32,6 +35,7 @@ class AccountError(ValueError):
 class Counsellor:
     name: str
     supervisor: bool = False
+    agency: str = ""  # set for a partner agency's account: it sees that agency's referrals and nothing else
 
 
 @functools.lru_cache(maxsize=4)
@@ -72,9 +76,11 @@ def check_strength(name: str, password: str) -> None:
         raise AccountError(f"choose a harder password: {why.rstrip('.')}. A few unrelated words work well")
 
 
-def add(client: redis.Redis, name: str, password: str, supervisor: bool = False) -> Counsellor:
-    """Create or replace an account (replacing sets a new password)."""
+def add(client: redis.Redis, name: str, password: str, supervisor: bool = False, agency: str = "") -> Counsellor:
+    """Create or replace an account (replacing sets a new password); with `agency`, a partner's."""
     name = clean_name(name)
+    if client.sismember(NAMES if agency else PARTNERS, name):
+        raise AccountError(f"{name} is a {'counsellor' if agency else 'partner'}'s account; choose another name")
     if len(password) < MIN_PASSWORD:
         raise AccountError(f"a password needs at least {MIN_PASSWORD} characters")
     check_strength(name, password)
@@ -82,10 +88,11 @@ def add(client: redis.Redis, name: str, password: str, supervisor: bool = False)
     # A new version with every add (a new password, a promotion or demotion): sessions signed in under
     # the old one end at their next request.
     pipe.hset(account_key(name), mapping={"hash": _hasher()[0].hash(password), "supervisor": int(supervisor),
-                                          "created": f"{time.time():.0f}", "version": secrets.token_hex(8)})
-    pipe.sadd(NAMES, name)
+                                          "agency": agency, "created": f"{time.time():.0f}",
+                                          "version": secrets.token_hex(8)})
+    pipe.sadd(PARTNERS if agency else NAMES, name)
     pipe.execute()
-    return Counsellor(name, supervisor)
+    return Counsellor(name, supervisor, agency)
 
 
 def remove(client: redis.Redis, name: str) -> bool:
@@ -94,6 +101,7 @@ def remove(client: redis.Redis, name: str) -> bool:
     pipe = client.pipeline(transaction=True)
     pipe.delete(account_key(name))
     pipe.srem(NAMES, name)
+    pipe.srem(PARTNERS, name)
     pipe.srem(ONLINE, name)
     pipe.zrem(SEEN, name)
     pipe.hdel(BREAKS, name)
@@ -101,16 +109,16 @@ def remove(client: redis.Redis, name: str) -> bool:
 
 
 def get(client: redis.Redis, name: str) -> Counsellor | None:
-    raw = client.hget(account_key(name), "supervisor") if name else None
-    return None if raw is None else Counsellor(name, raw == b"1")
+    return get_versioned(client, name)[0]
 
 
 def get_versioned(client: redis.Redis, name: str) -> tuple[Counsellor | None, str]:
     """The account and its credentials' version (a session is valid only under the version it began in)."""
-    supervisor, version = client.hmget(account_key(name), "supervisor", "version") if name else (None, None)
+    supervisor, agency, version = client.hmget(account_key(name), "supervisor", "agency", "version") \
+        if name else (None, None, None)
     if supervisor is None:
         return None, ""
-    return Counsellor(name, supervisor == b"1"), (version or b"").decode()
+    return Counsellor(name, supervisor == b"1", (agency or b"").decode()), (version or b"").decode()
 
 
 def end_sessions(client: redis.Redis, name: str) -> bool:
@@ -131,6 +139,12 @@ def everyone(client: redis.Redis) -> list[Counsellor]:
     return [c for c in found if c is not None]
 
 
+def partners(client: redis.Redis) -> list[Counsellor]:
+    """Every partner agency's account, by name."""
+    found = [get(client, n.decode()) for n in sorted(client.smembers(PARTNERS))]
+    return [p for p in found if p is not None]
+
+
 def verify(client: redis.Redis, name: str, password: str) -> Counsellor | None:
     """The counsellor when name and password match, else None (in about the same time either way)."""
     try:
@@ -138,7 +152,7 @@ def verify(client: redis.Redis, name: str, password: str) -> Counsellor | None:
     except AccountError:
         name = ""
     hasher, decoy = _hasher()
-    stored = client.hmget(account_key(name), "hash", "supervisor") if name else [None, None]
+    stored = client.hmget(account_key(name), "hash", "supervisor", "agency") if name else [None, None, None]
     hashed = stored[0].decode() if stored[0] else decoy
     try:
         hasher.verify(hashed, password)
@@ -148,7 +162,7 @@ def verify(client: redis.Redis, name: str, password: str) -> Counsellor | None:
         return None
     if hasher.check_needs_rehash(hashed):
         client.hset(account_key(name), "hash", hasher.hash(password))
-    return Counsellor(name, stored[1] == b"1")
+    return Counsellor(name, stored[1] == b"1", (stored[2] or b"").decode())
 
 
 # -- presence --------------------------------------------------------------------

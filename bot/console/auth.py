@@ -95,7 +95,8 @@ def _load_session() -> Counsellor | None:
         pipe.hset(key, "seen", f"{now:.3f}")
         pipe.expire(key, idle_seconds())
         pipe.execute()
-        accounts.seen(client, name)
+        if not counsellor.agency:  # a partner takes no conversations: never counted as a counsellor about
+            accounts.seen(client, name)
     return counsellor
 
 
@@ -154,6 +155,28 @@ def supervisor_required(view):
     return checked
 
 
+def partner_required(view):
+    """Like login_required, and 403 for anyone who is not a partner agency's account. Only views so marked
+    are open to partners: every other console view is closed to them (keep_partners_out)."""
+
+    @wraps(view)
+    @login_required
+    def checked(*args, **kwargs):
+        if not current_counsellor().agency:
+            abort(403, "Only partner agencies' accounts can see this page.")
+        return view(*args, **kwargs)
+
+    checked.for_partners = True
+    return checked
+
+
+_OPEN_TO_ALL = ("console.signin", "console.signin_post", "console.signout")
+
+
+def _home(who: Counsellor) -> str:
+    return url_for("console.partner_home") if who.agency else url_for("console.index")
+
+
 @bp.before_request
 def check_csrf_and_drop_idle():
     """Every state-changing request carries this browser's token; idle counsellors go offline."""
@@ -164,6 +187,17 @@ def check_csrf_and_drop_idle():
     expected = csrf_token()
     if not expected or not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
         abort(400, "The form's security token is missing or out of date. Go back, reload the page and try again.")
+
+
+@bp.before_request
+def keep_partners_out():
+    """A partner's account sees its agency's referrals, never a conversation, queue, audit or report:
+    closed unless the view says otherwise, so a new console page is closed to partners from the start."""
+    who = current_counsellor()
+    if who is None or not who.agency or request.endpoint in _OPEN_TO_ALL:
+        return
+    if not getattr(current_app.view_functions.get(request.endpoint), "for_partners", False):
+        abort(403, "A partner agency's account can see only its agency's referrals.")
 
 
 @bp.context_processor
@@ -181,17 +215,17 @@ def _set_cookie(response, sid: str, max_age: int | None = None):
     return response
 
 
-def _safe_next(target: str | None) -> str:
-    # Only a path inside the console: never an open redirect to another site.
-    if target and target.startswith("/console") and not target.startswith("//"):
+def _safe_next(target: str | None, who: Counsellor) -> str:
+    # Only a path inside the console: never an open redirect to another site. A partner always goes to its page.
+    if target and target.startswith("/console") and not target.startswith("//") and not who.agency:
         return target
-    return url_for("console.index")
+    return _home(who)
 
 
 @bp.get("/signin")
 def signin():
     if current_counsellor() is not None:
-        return redirect(_safe_next(request.args.get("next")))
+        return redirect(_safe_next(request.args.get("next"), current_counsellor()))
     notice = "Your session ended after a while without activity. Please sign in again." \
         if request.args.get("expired") else None
     return _signin_page(notice=notice)
@@ -237,9 +271,10 @@ def signin_post():
                                          "seen": f"{time.time():.3f}", "version": version})
     pipe.expire(session_key(sid), idle_seconds())
     pipe.execute()
-    accounts.set_online(client, counsellor.name, True)
+    if not counsellor.agency:  # partners take no conversations
+        accounts.set_online(client, counsellor.name, True)
     audit.record(client, counsellor.name, "sign_in")
-    response = _set_cookie(redirect(_safe_next(request.form.get("next"))), sid)
+    response = _set_cookie(redirect(_safe_next(request.form.get("next"), counsellor)), sid)
     return _remember_device(response, counsellor.name, attempt.device)
 
 

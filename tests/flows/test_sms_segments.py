@@ -87,6 +87,7 @@ SAMPLES = {
     "keyword": "START",  # resource_text_keyword ("text START to 88788")
     "place": "Pine Mountain Club",  # resources_near and the like: the longest Kern County place name
     "max": "40",  # resources_far: flows.resources.MAX_MILES
+    "agency": "Kern County Family Justice Center",  # referral_*: the longest agency name in flows/resources.yaml
     "hour": "10", "hour12": "10", "minute": "30", "ampm": "PM",  # clock, as bot/hours.py fills it
 }
 # Where the list of places is looked up: Bakersfield, Delano, Ridgecrest, Lake Isabella, Taft, a town by
