@@ -1,14 +1,19 @@
 """Supervisors mark resource listings verified today, with what they checked; the bot believes it at once."""
 from __future__ import annotations
 
+import difflib
 import html
 import re
 from datetime import date
 
 import pytest
+import yaml
+from click.testing import CliRunner
 from playwright.sync_api import expect
 
 from bot import audit, resource_reviews
+from bot.cli import main
+from flows.resources import DEFAULT_PATH, ResourceDirectory
 
 from .conftest import PASSWORD
 
@@ -124,3 +129,37 @@ def test_a_supervisor_verifies_a_listing_in_the_browser(live_server, browser, st
                                                                           "called them, same hours"])
     assert resource_reviews.reviewed_on(staff.extensions["redis"]) == {DELANO: date.today()}
     page.close()
+
+
+def test_export_reviews_writes_them_into_the_yaml_and_nothing_else(staff, console, config, tmp_path):
+    sam = console("sam")
+    sam.post(f"/console/resources/{DELANO}/verified", data={"note": 'read the "source" page'})
+    sam.post("/console/resources/kern-family-justice-center/verified", data={"note": "called them: same hours"})
+    copy = tmp_path / "resources.yaml"
+    copy.write_text(DEFAULT_PATH.read_text(encoding="utf-8").replace(
+        "  verified_on: null   # page undated\n", "  verified_on: null   # page undated\n  reviewed_by: >-\n"
+        "    someone, 2020-01-01: an older\n    review\n", 1), encoding="utf-8")
+    before = copy.read_text(encoding="utf-8")
+    env = {"REDIS_URL": config["REDIS_URL"], "HELPLINE_INSTANCE_PATH": config["INSTANCE_PATH"],
+           "SECRET_KEY": config["SECRET_KEY"], "HELPLINE_DATA_KEY": config["HELPLINE_DATA_KEY"],
+           "HELPLINE_HASH_KEY": config["HELPLINE_HASH_KEY"], "TWILIO_AUTH_TOKEN": config["TWILIO_AUTH_TOKEN"]}
+    result = CliRunner().invoke(main, ["resources", "export-reviews", "--file", str(copy)], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [f"verified: {DELANO}", "verified: kern-family-justice-center",
+                                          "2 review(s) written into " + str(copy) + "; check `git diff` and commit it"]
+    today = date.today().isoformat()
+    after = ResourceDirectory.load(copy)
+    assert after.get(DELANO).verified_on == date.today()
+    assert after.get("kern-family-justice-center").verified_on == date.today()
+    assert after.check().errors == [] and not [w for w in after.check().warnings if "reviewed_by" in w]
+    entries = {e["id"]: e for e in yaml.safe_load(copy.read_text(encoding="utf-8"))}
+    assert entries[DELANO]["reviewed_by"] == f'sam, {today}: read the "source" page'
+    assert entries["kern-family-justice-center"]["reviewed_by"] == f"sam, {today}: called them: same hours"
+    # Only those lines changed: every other line, comments too, is as it was.
+    diff = difflib.ndiff(before.splitlines(), copy.read_text(encoding="utf-8").splitlines())
+    removed = [line[2:] for line in diff if line.startswith("- ")]
+    assert removed == ["  verified_on: 2023-10-19", "  verified_on: null   # page undated", "  reviewed_by: >-",
+                       "    someone, 2020-01-01: an older", "    review"]
+    # Run again: the file already says so.
+    again = CliRunner().invoke(main, ["resources", "export-reviews", "--file", str(copy)], env=env)
+    assert again.exit_code == 0 and "0 review(s) written" in again.output
