@@ -12,14 +12,13 @@ Keys (a listing id is an operator's word from the YAML, never anything a texter 
 """
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import redis
 from flask import current_app, has_app_context
+
+from flows import resources_file
 
 from . import audit
 
@@ -79,36 +78,14 @@ def export(client: redis.Redis, directory) -> list[str]:
     rest of the file, comments too, stays as the operator wrote it. The full history stays in Redis.
     """
     newest = {rid: found[0] for rid, found in histories(client, [r.id for r in directory]).items() if found}
-    lines = Path(directory.path).read_text(encoding="utf-8").splitlines(keepends=True)
-    starts = sorted(r.line for r in directory)
-    written = []
-    for r in sorted(directory, key=lambda r: r.line, reverse=True):  # from the bottom: line numbers above hold
+    edits = {}
+    for r in directory:
         review = newest.get(r.id)
-        if review is None or (r.verified_on is not None and r.verified_on >= review.on):
-            continue
-        end = next((s for s in starts if s > r.line), len(lines) + 1) - 1
-        _write_review(lines, r.line - 1, end, review)
-        written.append(r.id)
-    Path(directory.path).write_text("".join(lines), encoding="utf-8")
-    return written[::-1]
-
-
-def _write_review(lines: list[str], start: int, end: int, review: Review) -> None:
-    """Set verified_on and reviewed_by in lines[start:end], one entry of the YAML list."""
-    field = re.compile(r"^(\s+)(verified_on|reviewed_by):")
-    found = {m.group(2): (i, m.group(1)) for i in range(start, end) if (m := field.match(lines[i]))}
-    if "verified_on" not in found:
-        raise ReviewError(f"line {start + 1}: the entry has no verified_on line to set")
-    at, indent = found["verified_on"]
-    said = json.dumps(f"{review.by}, {review.on.isoformat()}: {review.note}", ensure_ascii=False)
-    if "reviewed_by" in found:
-        old, _ = found["reviewed_by"]
-        stop = old + 1
-        while stop < end and lines[stop].strip() and len(lines[stop]) - len(lines[stop].lstrip()) > len(indent):
-            stop += 1  # a value folded over more lines
-        del lines[old:stop]
-        at -= (stop - old) if old < at else 0
-    lines[at:at + 1] = [f"{indent}verified_on: {review.on.isoformat()}\n", f"{indent}reviewed_by: {said}\n"]
+        if review is not None and (r.verified_on is None or r.verified_on < review.on):
+            edits[r.line] = {"verified_on": review.on,
+                             "reviewed_by": f"{review.by}, {review.on.isoformat()}: {review.note}"}
+    resources_file.set_fields(directory.path, edits)
+    return [r.id for r in directory if r.line in edits]
 
 
 def overlay() -> dict[str, date]:

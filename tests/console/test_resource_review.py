@@ -149,7 +149,7 @@ def test_export_reviews_writes_them_into_the_yaml_and_nothing_else(staff, consol
                                           "2 review(s) written into " + str(copy) + "; check `git diff` and commit it"]
     today = date.today().isoformat()
     after = ResourceDirectory.load(copy)
-    assert after.get(DELANO).verified_on == date.today()
+    assert after.get(DELANO).verified_on == date.today() and f"  verified_on: {today}\n" in copy.read_text()
     assert after.get("kern-family-justice-center").verified_on == date.today()
     assert after.check().errors == [] and not [w for w in after.check().warnings if "reviewed_by" in w]
     entries = {e["id"]: e for e in yaml.safe_load(copy.read_text(encoding="utf-8"))}
