@@ -61,7 +61,7 @@ class Outcome:
 
 # The flow's effects that write outside the conversation (the rest change it: see _prepare).
 _STORE_EFFECTS = frozenset({"request_handoff", "record_tip", "emergency_alert", "erase", "opt_out", "opt_in",
-                            "leave_queue", "block_notice"})
+                            "leave_queue", "block_notice", "prefer_counsellor"})
 
 
 KEPT_PAST_CAP = 160  # characters of each message kept once a conversation has passed its cap
@@ -80,6 +80,9 @@ class Helpline:
         self.erase_also = erase_also
         self.staffing = staffing  # bot.hours.Staffing: the wait a newly queued texter is told
         self.stats = stats  # bot.metrics.Stats: counters written in the same transaction as the message
+        from . import followups  # here, not above: it reads the app's extensions, which build this engine
+
+        self.followups = followups  # an answer to a check-in re-opens the conversation
 
     def conversation_id(self, channel: str, address: str) -> str:
         return self.store.vault.conversation_id(channel, address)
@@ -113,6 +116,7 @@ class Helpline:
             block = blocking.opened(self.store.vault, blocked_as, session.read, now)
             if block is None:
                 step = self.flows.step(conv, inbound.text, now)
+                self.followups.reopen(self.flows, conv, step)
             else:
                 conv, step = blocking.answer(self.flows, self.store.vault, conv, inbound.text, now, block)
             # Before the transcript entries: it may add a reply (the wait), which the transcript must hold.
@@ -211,6 +215,8 @@ class Helpline:
                     events.publish(pipe, "left", cid)
                 elif effect.name == "block_notice":
                     blocking.noted(pipe, **effect.params)
+                elif effect.name == "prefer_counsellor":
+                    self.followups.prefer(pipe, cid, effect.params["name"])
                 else:  # opt_out, opt_in
                     events.publish(pipe, effect.name, cid)
 

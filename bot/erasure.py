@@ -4,6 +4,9 @@ The record and the transcript belong to the store; around them other owners keep
 the conversation id (or found through its transcript): each is listed here, next to the module
 that names it, so a new one cannot be forgotten in one place and remembered in another.
 
+A warm referral (bot.referrals) is withdrawn rather than deleted: what the texter shared goes, and the
+agency keeps only a line saying a referral of that day was withdrawn, so it stops trying to reach them.
+
 Kept on purpose: a supervisor's block on the sender (bot.blocking), filed under a keyed hash of the
 conversation id rather than the id, and holding no number or message. DELETE must not lift it, or an
 abuser would unblock himself by texting DELETE; it ends at its own end time.
@@ -12,6 +15,8 @@ from __future__ import annotations
 
 import json
 
+from . import followups
+from . import referrals
 from .console.capacity import UNATTENDED
 from .console.handoff import ACTIVE
 from .console.monitoring import taken_key
@@ -40,6 +45,8 @@ def erase_leftovers(store, pipe, conv_id: str) -> None:
     pipe.delete(*keys)
     pipe.hdel(ACTIVE, conv_id)  # the console's note of who holds it
     pipe.hdel(UNATTENDED, conv_id)  # the supervisors' banner: an emergency nobody was free for
+    referrals.withdraw(store, pipe, conv_id)
+    followups.erase(store.redis, pipe, conv_id)  # its check-ins: their jobs find nothing and send nothing
 
 
 def leftovers(client, conv_id: str, transcript: list[dict]) -> list[str]:

@@ -69,8 +69,9 @@ def check_may_text(conv: Conversation) -> None:
         raise NoConsent("the texter said it is not safe to talk now; wait until they write again")
 
 
-def queue_reply(conv_id: str, text: str, author: str) -> str:
-    """Record a counsellor's (or the system's) message in the transcript and queue it for sending."""
+def queue_reply(conv_id: str, text: str, author: str, pipe=None) -> str:
+    """Record a counsellor's (or the system's) message in the transcript and queue it for sending. With
+    `pipe` (a transaction in MULTI) the writes join the caller's, who executes it."""
     text = (text or "").strip()
     if not text:
         raise SendFailed("a reply needs some text")
@@ -81,8 +82,10 @@ def queue_reply(conv_id: str, text: str, author: str) -> str:
     check_may_text(conv)
     outbound_id = secrets.token_hex(12)
     now = time.time()
-    pipe = get_redis().pipeline(transaction=True)
-    pipe.multi()  # explicit, so that RQ's enqueue(pipeline=pipe) joins this transaction
+    own = pipe is None
+    if own:
+        pipe = get_redis().pipeline(transaction=True)
+        pipe.multi()  # explicit, so that RQ's enqueue(pipeline=pipe) joins this transaction
     key = outbound_key(outbound_id)
     pipe.hset(key, mapping={
         "conv": conv_id, "channel": conv.channel, "author": author, "body": store.vault.seal(text),
@@ -91,19 +94,25 @@ def queue_reply(conv_id: str, text: str, author: str) -> str:
     pipe.expire(key, store.ttl)
     store.append(conv_id, entry("counsellor", text, now, by=author, outbound=outbound_id), pipe=pipe)
     _enqueue(pipe, conv_id, outbound_id)
-    pipe.execute()
+    if own:
+        pipe.execute()
     return outbound_id
 
 
 def _enqueue(pipe, conv_id: str, outbound_id: str) -> None:
     """The send job and the console's event, in the caller's transaction."""
-    retry_after = [int(s) for s in str(current_app.config["SEND_RETRY_SECONDS"]).split(",") if s.strip()] or [0]
+    retry_after = retry_seconds()
     # Retry covers exceptions and abandoned jobs alike: RQ retries a job whose worker died mid-send.
     get_replies_queue().enqueue_call("workers.sender.send_outbound", args=(outbound_id,), pipeline=pipe,
                              timeout=SEND_JOB_TIMEOUT, retry=Retry(max=len(retry_after), interval=retry_after),
                              on_failure=Callback("workers.sender.send_failed"), result_ttl=0,
                              failure_ttl=7 * 86400)
     events.publish(pipe, "reply", conv_id, outbound=outbound_id)
+
+
+def retry_seconds() -> list[int]:
+    """SEND_RETRY_SECONDS: how long a send job waits before each retry (bot.followups' jobs too)."""
+    return [int(s) for s in str(current_app.config["SEND_RETRY_SECONDS"]).split(",") if s.strip()] or [0]
 
 
 def requeue(record: Outbound, was: str, text: str, also=None) -> bool:

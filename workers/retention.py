@@ -5,7 +5,9 @@
   for records written by code that forgot to set it;
 - RQ's finished and failed job records older than the retention period, and failed-reply
   entries (bot.outbound.FAILED) as old;
-- audit entries older than the audit retention (they hold no content, so they are kept longer).
+- audit entries older than the audit retention (they hold no content, so they are kept longer);
+- follow-ups (bot.followups) whose record expired, from the upcoming list;
+- warm referrals unchanged for the retention period, from their agency's list (bot.referrals).
 
 Scheduling: the worker schedules the next run when it starts, and every run schedules the
 one after it before it does its work (so a failing run does not break the chain). Runs fall
@@ -25,7 +27,7 @@ from rq.exceptions import DuplicateJobError
 from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
-from bot import audit
+from bot import audit, followups, referrals
 from bot.outbound import FAILED as FAILED_REPLIES
 from bot.waiting import KEY as WAITING_KEY
 
@@ -34,8 +36,9 @@ from . import context
 log = logging.getLogger(__name__)
 
 # Every key family that holds a number or a message (encrypted) and so must expire:
-# conversations, transcripts, dedupe records, outbound records, delivery statuses, contact records.
-PERSONAL = ("c:*", "t:*", "m:*", "o:*", "s:*", "cr:*")
+# conversations, transcripts, dedupe records, outbound records, delivery statuses, contact records, follow-ups,
+# referrals.
+PERSONAL = ("c:*", "t:*", "m:*", "o:*", "s:*", "cr:*", "fu:*", "rf:*")
 JOB = "workers.retention.purge"
 SCAN_BATCH = 500
 
@@ -85,6 +88,8 @@ def sweep(client: redis.Redis, queues: Iterable[Queue], retention_days: int, aud
         "jobs": sum(delete_old_jobs(queue, now - retention) for queue in queues),
         "failed_replies": int(client.zremrangebyscore(FAILED_REPLIES, 0, now - retention)),
         "audit": trim_audit(client, now - audit_days * 86400),
+        "followups": followups.drop_expired(client),
+        "referrals": referrals.drop_expired(client, now - retention, SCAN_BATCH),
     }
 
 

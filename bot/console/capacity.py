@@ -22,7 +22,9 @@ from flask import current_app
 from .. import audit
 from ..errors import HelplineError
 from ..settings import MAX_CAPACITY
+from ..followups import PREFERRED
 from ..waiting import KEY as WAITING
+from ..waiting import PRIORITIES, score
 from ..waiting import WaitingQueue
 from . import accounts
 from .accounts import BREAKS, Counsellor
@@ -34,8 +36,8 @@ PAUSE_OFFER_SECONDS = 600
 SHIFT_LOOKBACK_HOURS = 24
 _AUDIT_BATCH = 500
 
-# KEYS: the waiting queue, who holds what. ARGV: a conversation id ("" for the most urgent, longest
-# waiting), the counsellor, their capacity (0: no limit).
+# KEYS: the waiting queue, who holds what, who was asked for (bot.followups.PREFERRED). ARGV: a conversation
+# id ("" for the most urgent, longest waiting), the counsellor, their capacity (0: no limit), a priority's band.
 _TAKE = """
 local id, name, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
 if id ~= '' and redis.call('hget', KEYS[2], id) == name then
@@ -49,9 +51,20 @@ if limit > 0 then
   if held >= limit then return {'full', tostring(held)} end
 end
 if id == '' then
-  local first = redis.call('zpopmin', KEYS[1])
+  local first = redis.call('zrange', KEYS[1], 0, 0, 'WITHSCORES')
   if #first == 0 then return {'none', ''} end
   id = first[1]
+  -- A texter who answered this counsellor's check-in, first among equals (the same priority).
+  local width = tonumber(ARGV[4])
+  local band, best = math.floor(tonumber(first[2]) / width), nil
+  local asked = redis.call('hgetall', KEYS[3])
+  for i = 1, #asked, 2 do
+    local at = asked[i + 1] == name and redis.call('zscore', KEYS[1], asked[i])
+    if at and math.floor(tonumber(at) / width) == band and (best == nil or tonumber(at) < best) then
+      best, id = tonumber(at), asked[i]
+    end
+  end
+  redis.call('zrem', KEYS[1], id)
 elseif redis.call('zrem', KEYS[1], id) == 0 then
   return {'taken', redis.call('hget', KEYS[2], id) or ''}
 end
@@ -169,7 +182,8 @@ def take(client: redis.Redis, held_key: str, counsellor: Counsellor, conv_id: st
         raise Refused(f"you are {paused.words}: come back to take a conversation")
     places = 0 if counsellor.supervisor else capacity(client, counsellor.name)
     status, value = (part.decode() for part in client.register_script(_TAKE)(
-        keys=[WAITING, held_key], args=[conv_id or "", counsellor.name, places]))
+        keys=[WAITING, held_key, PREFERRED], args=[conv_id or "", counsellor.name, places,
+                                                           score(PRIORITIES[1], 0)]))  # one priority's band
     if status == "full":
         raise Refused(full(int(value), places))
     if status == "none":

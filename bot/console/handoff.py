@@ -14,7 +14,7 @@ from flask import current_app
 
 from flows.conversation import Conversation
 
-from .. import audit, events
+from .. import audit, events, followups
 from ..delivery import status_key
 from ..engine import handoff_priority
 from ..errors import HelplineError, NoConsent, RecipientOptedOut
@@ -338,7 +338,9 @@ def end(counsellor: Counsellor, conv_id: str, answers: dict[str, str | list[str]
         holder, emergency = conv.counsellor, handoff_priority(conv, conv.slots.get("reason")) == "emergency"
         engine.end_handoff(conv)
         conv.slots["outcome"] = outcome
+        conv.slots.pop(followups.ASKED_FOR, None)
         effects += [
+            lambda pipe: followups.forget(pipe, conv_id),
             lambda pipe: get_waiting().remove(pipe, conv_id),
             lambda pipe: pipe.hdel(ACTIVE, conv_id),
             lambda pipe: events.publish(pipe, "ended", conv_id),

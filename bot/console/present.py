@@ -12,7 +12,7 @@ from flows.engine import screening_summary
 CHANNELS = {"sms": "SMS", "whatsapp": "WhatsApp", "web": "Web chat", "cli": "Terminal"}
 LANGUAGES = {"en": "English", "es": "Spanish"}
 REASONS = {"counsellor": "asked for a counselor", "triage": "triage raised the risk",
-           "emergency": "emergency", "tip": "report (tip)"}
+           "emergency": "emergency", "tip": "report (tip)", "follow_up": "answered a check-in"}
 # The screening questions (flows/helpline.yaml, screen_*), as a counsellor reads them.
 SCREENING = {
     "not_free": "not free to leave", "id_held": "ID or papers held", "debt": "growing debt",
