@@ -481,6 +481,54 @@ def resources_check(warn_only, today):
         sys.exit(1)
 
 
+@resources.command("export")
+@click.option("--hsds", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="write the listings as Open Referral HSDS 3.0 JSON (DIR/services.json)")
+def resources_export(out_dir):
+    """Write the listings for other tools to read: Open Referral HSDS 3.0 service records."""
+    from flows import hsds
+    from flows.resources import ResourceDirectory
+
+    directory = ResourceDirectory.load()
+    path = hsds.export(directory, out_dir)
+    click.echo(f"{len(directory.usable())} listing(s) written to {path} (Open Referral HSDS 3.0)")
+
+
+@resources.command("import")
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--write", is_flag=True, help="apply it to flows/resources.yaml (default: only report)")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="the directory file to compare with and write (default: flows/resources.yaml)")
+def resources_import(source, write, path):
+    """Read Open Referral HSDS 3.0 services (a FILE, or every .json in a DIR), check them against the HSDS
+    schema, and report what would change in the directory: added, changed fields, not in the import. Writes
+    only with --write. Exit 2 when a file or record does not pass the schema."""
+    from pathlib import Path
+
+    from flows import hsds
+    from flows.resources import ResourceDirectory
+
+    try:
+        records, problems = hsds.read(Path(source))
+    except hsds.HsdsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    for line in problems:
+        click.echo(f"error: {line}", err=True)
+    if problems:
+        click.echo(f"{len(problems)} schema error(s): nothing imported", err=True)
+        sys.exit(2)
+    directory = ResourceDirectory.load(path)
+    report = hsds.compare(directory, records, Path(source).name)
+    for line in report.lines():
+        click.echo(line)
+    if write and (report.added or report.changed):
+        hsds.write(directory, report, Path(source).name)
+        check = ResourceDirectory.load(path).check()
+        click.echo(f"written to {directory.display_path}; `helpline resources check` says: {len(check.errors)} "
+                   f"error(s), {len(check.warnings)} warning(s). Look over `git diff` before you commit it.")
+
+
 @resources.command("export-reviews")
 @click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="the directory file to write (default: flows/resources.yaml)")

@@ -39,7 +39,7 @@ def append_entries(path: Path, entries: list[dict[str, object]], heading: str) -
 
 
 def scalar(value: object) -> str:
-    """A value as one line of YAML: null, a date, a number, a flow list, or a double-quoted string (JSON is
+    """A value as one line of YAML: null, a date, a number, a flow list or mapping, or a double-quoted string (JSON is
     YAML)."""
     if value is None:
         return "null"
@@ -49,6 +49,8 @@ def scalar(value: object) -> str:
         return json.dumps(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(scalar(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {scalar(v)}" for k, v in value.items()) + "}"
     return json.dumps(str(value), ensure_ascii=False)
 
 
