@@ -17,4 +17,5 @@ for _code in (400, 403, 404, 409, 413, 429):
 # The views register themselves on bp.
 from . import auth, blocking, conversation, listings, live, supervision, waiting_list  # noqa: E402,F401
 from . import next_texter  # noqa: E402,F401
+from . import followups  # noqa: E402,F401
 from . import partners  # noqa: E402,F401
