@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import difflib
 import html
+import os
 import re
 from datetime import date
+from pathlib import Path
 
 import pytest
 import yaml
@@ -108,7 +110,8 @@ def test_counsellors_see_the_listings_but_cannot_review_them(staff, console):
     assert resource_reviews.reviewed_on(staff.extensions["redis"]) == {}
 
 
-def test_a_supervisor_verifies_a_listing_in_the_browser(live_server, browser, staff):
+def test_a_supervisor_verifies_a_listing_in_the_browser(live_server, browser, staff, tmp_path):
+    shots = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path)  # =docs refreshes docs/resource-review.png
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     page.goto(f"{live_server.url}/console/")
     page.fill("input[name=name]", "sam")
@@ -125,6 +128,8 @@ def test_a_supervisor_verifies_a_listing_in_the_browser(live_server, browser, st
     expect(page.locator(f"#review-{DELANO} .verified")).to_contain_text(f"{date.today().isoformat()} by sam")
     expect(page.locator(f"#review-{DELANO}")).not_to_have_class(re.compile(r"\bpast-review\b"))
     page.locator(f"#review-{DELANO} .history summary").click()
+    page.locator(f"#review-{DELANO}").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "resource-review.png"))
     expect(page.locator(f"#review-{DELANO} .history li")).to_have_text([f"{date.today().isoformat()} sam: "
                                                                           "called them, same hours"])
     assert resource_reviews.reviewed_on(staff.extensions["redis"]) == {DELANO: date.today()}
