@@ -1,10 +1,14 @@
 """Warm referrals to partner agencies: consent, what is shared, the texter told, the partner's answers,
-erasure, retention, audit, the CLI, and the whole of it in a browser."""
+erasure, retention, audit, the CLI, and the whole of it in a browser.
+
+Set CONSOLE_SCREENSHOTS=docs to refresh docs/console-referral.png and docs/partner-referral.png."""
 from __future__ import annotations
 
+import os
 import re
 import time
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -326,10 +330,11 @@ def test_partner_add_refuses_an_unknown_agency_a_weak_password_and_a_counsellors
 
 
 def test_a_warm_referral_from_the_counsellors_page_to_the_partners_and_back(partners, live_server, browser, texter,
-                                                                            twilio_api, run_jobs):
+                                                                            twilio_api, run_jobs, tmp_path):
+    shots = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path)
     conv_id = partners.extensions["vault"].conversation_id("sms", texter.number)
     ask_for_counsellor(texter)
-    counsellor = browser.new_context().new_page()
+    counsellor = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     counsellor.goto(f"{live_server.url}/console/")
     counsellor.fill("input[name=name]", "alice")
     counsellor.fill("input[name=password]", PASSWORD)
@@ -345,6 +350,7 @@ def test_a_warm_referral_from_the_counsellors_page_to_the_partners_and_back(part
     form.get_by_label("The texter agreed that the agency may call or text them").check()
     form.get_by_label("Note for the agency").fill("Can talk after 6 p.m.")
     form.get_by_label("The texter agreed to this referral").check()
+    form.screenshot(path=str(shots / "console-referral.png"))
     form.get_by_role("button", name="Send referral").click()
     expect(counsellor.locator(".banner")).to_contain_text("Referral sent to Open Door Network")
     status = counsellor.locator("#referral-list .referral-status")
@@ -352,7 +358,7 @@ def test_a_warm_referral_from_the_counsellors_page_to_the_partners_and_back(part
     run_jobs()
     assert "Open Door Network. They will call or text you soon" in texts_to(twilio_api, texter.number)[-1]
 
-    partner = browser.new_context().new_page()
+    partner = browser.new_context(viewport={"width": 1100, "height": 700}).new_page()
     partner.goto(f"{live_server.url}/console/signin")
     partner.fill("input[name=name]", "olga")
     partner.fill("input[name=password]", PASSWORD)
@@ -362,6 +368,7 @@ def test_a_warm_referral_from_the_counsellors_page_to_the_partners_and_back(part
     partner.get_by_role("link", name="Open").click()
     expect(partner.locator("#reach")).to_contain_text(texter.number)
     expect(partner.locator(".shared")).to_contain_text("Labor trafficking")
+    partner.screenshot(path=str(shots / "partner-referral.png"), full_page=True)
     partner.get_by_role("button", name="Accept").click()
     expect(partner.locator("#referral-status")).to_have_text("Accepted")
     expect(status).to_have_text("Accepted")  # on the counsellor's page, without a reload
