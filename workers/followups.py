@@ -36,15 +36,15 @@ def send(followup_id: str) -> str:
 
 def due(followup_id: str, now: float) -> str:
     found = followups.load(followup_id)
-    if found is None or found.status != "scheduled" or now < found.start - EARLY:
-        return "nothing"  # erased, expired, cancelled, done already, or a job for a window since changed
+    if found is None or now < found.start - EARLY:
+        return "nothing"  # erased, expired, or a job for a window since changed
     store = get_store()
     session = store.begin(found.conv)
     try:
         found, conv = followups.load(followup_id), session.conv  # again, now that nothing else changes them
         if found is None or found.status != "scheduled":
             store.release(session)
-            return "nothing"
+            return "nothing"  # cancelled, or sent or skipped already
         why = _why_not(found, conv, now)
         if why == "moved":
             followups.move(found, followups.quiet_ends(now, followups.zone()))
@@ -71,7 +71,7 @@ def due(followup_id: str, now: float) -> str:
 def _why_not(found: followups.FollowUp, conv, now: float) -> str:
     """Why it must not go now: a reason to record, "moved" (to 08:00), or "" to send it."""
     if conv is None:
-        return "the conversation was erased"
+        return "the conversation is no longer kept"
     try:
         check_may_text(conv)
     except RecipientOptedOut:

@@ -18,6 +18,7 @@ from bot import audit, blocking, followups
 from bot.errors import NoConsent, RecipientOptedOut
 from bot.store import lock_key
 from workers import followups as job
+from workers import retention
 
 from .test_recovery import start_worker, worker_env
 
@@ -64,6 +65,7 @@ def test_a_check_in_goes_out_once_at_its_time_in_the_texters_language(sending, a
     assert status(app, found.id) == ("sent", "")
     with app.app_context():
         assert followups.upcoming() == []
+        assert job.due(found.id, time.time()) == "nothing"  # the job run again sends nothing more
     actions = [e["action"] for e in audit.entries(app.extensions["redis"], conv_id=conv_id)]
     assert "followup_scheduled" in actions and "followup_sent" in actions
 
@@ -124,19 +126,34 @@ def test_a_sender_blocked_after_scheduling_gets_nothing(sending, app, queued_tex
     assert status(app, found.id) == ("skipped", "the sender is blocked")
 
 
-def test_a_conversation_expired_under_retention_gets_nothing(sending, app, queued_texter, due):
+def test_retention_checked_when_due(sending, app, queued_texter, due):
     _, conv_id = queued_texter()
     found = schedule(app, conv_id)
     redis = app.extensions["redis"]
-    for name in redis.keys("c:*") + redis.keys("t:*") + redis.keys("fu:*"):
-        redis.pexpire(name, 1)  # what each key's retention TTL does at its end
-    while redis.exists(followups.key(found.id)):
-        pass
+    expire(redis, redis.keys("c:*") + redis.keys("t:*"))  # the conversation's retention ended first
     due()
     assert sending.sent == []
-    from workers import retention
+    assert status(app, found.id) == ("skipped", "the conversation is no longer kept")
+
+
+def test_a_follow_up_expired_under_retention_is_not_sent(sending, app, queued_texter, due):
+    _, conv_id = queued_texter()
+    schedule(app, conv_id)
+    redis = app.extensions["redis"]
+    expire(redis, redis.keys("fu:*"))
+    due()
+    assert sending.sent == []
+    # The purge takes what expired off the upcoming list.
     assert retention.sweep(redis, app.extensions["queues"], 30, 365)["followups"] == 1
     assert redis.zcard(followups.UPCOMING) == 0
+
+
+def expire(redis, names) -> None:
+    """What each key's retention TTL does at its end."""
+    for name in names:
+        redis.pexpire(name, 1)
+    while any(redis.exists(name) for name in names):
+        pass
 
 
 def local(day: datetime, hour: int, minute: int = 0) -> float:
@@ -203,7 +220,9 @@ def test_an_emergency_in_the_answer_is_told_911_at_once(sending, app, queued_tex
         session.conv.handoff, session.conv.state = None, "chat_ended"
     schedule(app, conv_id)
     due()
-    assert "911" in texter.send("he has a gun and says he will kill me")
+    answer = texter.send("he has a gun and says he will kill me")
+    assert "you can text 911 in Kern County" in answer and "You are in line" not in answer
+    assert app.extensions["store"].load(conv_id).slots["asked_for"] == "alice"  # a "yes" now queues them for her
 
 
 def test_a_worker_killed_before_the_send_leaves_it_to_the_next_which_sends_it_once(sending, config, app,
