@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import time
 import unicodedata
@@ -11,7 +12,7 @@ from flows.conversation import RISK_ORDER, Conversation
 from flows.engine import MAX_TEXT, FlowEngine, Step
 
 from . import blocking, events
-from .errors import ConversationGone, Throttled
+from .errors import ConversationGone, HelplineError, Throttled
 from .ratelimit import SenderLimit, allow
 from .store import ConversationStore, entry
 from .waiting import WaitingQueue
@@ -61,9 +62,10 @@ class Outcome:
 
 # The flow's effects that write outside the conversation (the rest change it: see _prepare).
 _STORE_EFFECTS = frozenset({"request_handoff", "record_tip", "emergency_alert", "erase", "opt_out", "opt_in",
-                            "leave_queue", "block_notice", "prefer_counsellor"})
+                            "leave_queue", "block_notice", "prefer_counsellor", "schedule_check_in"})
 
 
+log = logging.getLogger(__name__)
 KEPT_PAST_CAP = 160  # characters of each message kept once a conversation has passed its cap
 
 
@@ -217,10 +219,21 @@ class Helpline:
                     blocking.noted(pipe, **effect.params)
                 elif effect.name == "prefer_counsellor":
                     self.followups.prefer(pipe, cid, effect.params["name"])
+                elif effect.name == "schedule_check_in":
+                    self._check_in(pipe, conv, effect.params["window"])
                 else:  # opt_out, opt_in
                     events.publish(pipe, effect.name, cid)
 
         return carry_out
+
+    def _check_in(self, pipe, conv: Conversation, window: dict) -> None:
+        """The check-in the texter asked for, at the time they said (flows/when.py read it; their answer is
+        their consent to that one text). Refused checks write nothing: the message is still saved."""
+        try:
+            self.followups.schedule(conv.id, window["start"], window["end"], "check_in", by=self.followups.TEXTER,
+                                    chosen_quiet=window["night"], pipe=pipe, conv=conv)
+        except HelplineError as exc:  # NoConsent, RecipientOptedOut, or a window FollowUpError refuses
+            log.warning("check-in not scheduled: %s", exc)
 
     def erase(self, conv_id: str) -> None:
         """Forget a conversation now, as a confirmed DELETE does (the web chat's quick exit)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import logging
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
 
 import redis
 from flask import Flask, current_app
@@ -13,6 +14,7 @@ from rq.serializers import JSONSerializer
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client as TwilioClient
 
+from flows import when
 from flows.catalog import Catalog
 from flows.engine import FlowEngine
 from flows.nlu import IntentModel
@@ -50,7 +52,7 @@ def init_app(app: Flask) -> None:
     # slow alert webhook must not keep a texter waiting for a person's reply.
     replies = build_queue(client, cfg["RQ_QUEUE"] + "-replies")
     waiting = WaitingQueue(client)
-    flows = flow_engine(cfg["HELPLINE_NAME"])
+    flows = flow_engine(cfg["HELPLINE_NAME"], cfg["HELPLINE_TIMEZONE"])
     stats = Stats(client, cfg["HELPLINE_TIMEZONE"], flows.flow)
     app.extensions.update(
         redis=client,
@@ -103,13 +105,18 @@ def build_twilio(cfg) -> TwilioClient | None:
     return client
 
 
+def flow_engine(helpline_name: str, timezone: str = when.ZONE) -> FlowEngine:
+    """The flow, catalogs, triage lexicon, intent model and resources, read and checked once per process.
+    `timezone` (HELPLINE_TIMEZONE) is where a texter's "tomorrow after 6" is read."""
+    return _flow_engine(helpline_name, timezone)  # one cache key whether the zone is given or not
+
+
 @functools.lru_cache(maxsize=4)
-def flow_engine(helpline_name: str) -> FlowEngine:
-    """The flow, catalogs, triage lexicon, intent model and resources, read and checked once per process."""
+def _flow_engine(helpline_name: str, timezone: str) -> FlowEngine:
     # Reviews from the console count at once: the directory asks the app's Redis on each reply.
     resources = ResourceDirectory.load(reviewed=resource_reviews.overlay)
     return FlowEngine(Flow.load(), Catalog.load(), Triage.load(), resources, helpline_name,
-                      intents=IntentModel.load())
+                      intents=IntentModel.load(), zone=ZoneInfo(timezone))
 
 
 def get_redis() -> redis.Redis:

@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis
 
+from flows.when import said_clock
+
 from . import waiting
 from .errors import ConfigurationError
 
@@ -139,9 +141,7 @@ def back_text(say, moment: datetime, opening: datetime | None) -> str:
     """When counsellors are back, in words relative to `moment`'s local day."""
     if opening is None or opening <= moment:
         return say("back_soon")
-    daypart = "morning" if 5 <= opening.hour < 12 else "afternoon" if 12 <= opening.hour < 19 else "night"
-    time = say("clock", hour=opening.hour, hour12=(opening.hour - 1) % 12 + 1, minute=f"{opening.minute:02d}",
-               ampm="AM" if opening.hour < 12 else "PM", daypart=say(f"daypart_{daypart}"))
+    time = said_clock(opening, say)
     days = (opening.date() - moment.date()).days
     if days == 0:
         return say("back_today", time=time)

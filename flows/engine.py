@@ -9,10 +9,13 @@ import re
 import threading
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from rapidfuzz import fuzz, process
 from transitions import Machine
 
+from . import when
 from .catalog import Catalog
 from .conversation import Conversation
 from .nlu import NOTHING, IntentModel, Reading
@@ -50,6 +53,8 @@ ACKNOWLEDGEMENTS = frozenset({"ok", "k", "kk", "okay", "oki", "okey", "ok gracia
                               "ty", "gracias", "vale", "va", "sale", "bueno", "got it", "entendido", "👍", "🙏"})
 # Carrier opt-out words are an SMS rule (Twilio's and the carriers'); a web page has no carrier.
 CARRIER_CHANNELS = frozenset({"sms", "whatsapp", "cli"})
+# Who can be texted a check-in later: a web chat is gone once its page closes, and the CLI is a terminal.
+TEXTED_LATER = CARRIER_CHANNELS - {"cli"}
 
 # Twilio's own opt-out and opt-in words; they count only as the whole message, as Twilio matches them.
 STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout"})
@@ -150,15 +155,22 @@ class Model:
     def has_consent(self, event=None) -> bool:
         return self.conv.consent is True
 
+    def can_text_later(self, event=None) -> bool:
+        return self.conv.channel in TEXTED_LATER
+
+    def has_check_in(self, event=None) -> bool:
+        return bool(self.conv.slots.get("check_in"))
+
 
 class FlowEngine:
     """Walks one flow for any number of conversations."""
 
     def __init__(self, flow: Flow, catalog: Catalog, triage=None, resources=None, helpline_name="Help line",
-                 intents: IntentModel | None = None):
+                 intents: IntentModel | None = None, zone: ZoneInfo | None = None):
         self.flow, self.catalog, self.triage, self.resources = flow, catalog, triage, resources
         self.helpline_name = helpline_name
         self.intents = intents
+        self.zone = zone or ZoneInfo(when.ZONE)  # where "tomorrow after 6" is read: HELPLINE_TIMEZONE
         # Answers the flow knows word for word ("1", "yes", "menu", "consejero"): the model has nothing to add.
         self._known = frozenset().union(*(o.words for st in flow.states.values() for o in st.options),
                                         *(g.words for g in flow.globals), STOP_WORDS, START_WORDS, DELETE_WORDS)
@@ -465,7 +477,7 @@ class FlowEngine:
             command = self._command(word)
             if command is not None:
                 return self._global(step, conv, command, word)
-        if state.input in ("zip", "age"):
+        if state.input in ("zip", "age") or (state.input == "when" and self._read_when(conv, text)):
             accepted = self._take_input(state, conv, text, word)
             if accepted:
                 conv.misses = 0
@@ -483,7 +495,7 @@ class FlowEngine:
             if state.input == "any":
                 return self._first_contact(step, conv, state, intent, word)
             return self._act(step, conv, state, intent, word)
-        if state.input in ("any", "text"):
+        if state.input in ("any", "text", "when"):
             accepted = self._take_input(state, conv, text, word)
             if accepted is not None:
                 conv.misses = 0
@@ -644,6 +656,17 @@ class FlowEngine:
                 return None
             conv.slots[state.slot] = age
             return True
+        if kind == "when":
+            # A time read is their consent to that one text; asked once more, then the flow goes on without.
+            found = self._read_when(conv, text)
+            if found is None:
+                if conv.misses == 0:
+                    return None
+                conv.slots.pop(state.slot, None)  # an earlier check-in's window is not this answer
+                return True
+            conv.slots[state.slot] = found
+            conv.slots["consent"] = True  # bot.followups texts only with consent (and never after STOP)
+            return True
         if kind == "text":
             if word in state.until:
                 return True if conv.slots.get(state.slot) else None  # DONE before anything: ask again
@@ -652,6 +675,11 @@ class FlowEngine:
                 parts.append(text)
             return False
         return None
+
+    def _read_when(self, conv: Conversation, text: str) -> dict | None:
+        """The window a safe time in `text` asks for, as the check_in slot keeps it (None: no time read)."""
+        found = when.read(text, datetime.fromtimestamp(conv.updated_at, self.zone))
+        return found.as_slot() if found is not None else None
 
     def _fire_to(self, step: Step, conv: Conversation, target: str) -> None:
         self._fire(step, conv, "to_" + target)
@@ -683,7 +711,7 @@ class FlowEngine:
         conv, step = model.conv, model.step
         if state.say and not (state.name == self.flow.resume and ("_resume" in conv.slots or "_back_to" in conv.slots)):
             self._say(step, conv, state.say)
-        step.effects.extend(_effects(state.effects))
+        step.effects.extend(_effects(state.effects, conv.slots))
         if state.handoff and conv.handoff is None:
             conv.handoff = "waiting"
 
@@ -703,6 +731,9 @@ class FlowEngine:
             values["resources"] = self._resources(conv, lang)
         if "summary" in wanted:
             values["summary"] = screening_summary(conv)
+        if "when" in wanted and conv.slots.get("check_in"):
+            values["when"] = when.describe(conv.slots["check_in"], conv.updated_at, self.zone,
+                                           lambda key, **v: self.catalog.render(lang, key, **v))
         for name in wanted - values.keys():
             values[name] = conv.slots.get(name, "")
         return self.catalog.render(lang, key, **values)
@@ -716,9 +747,12 @@ class FlowEngine:
                                     age=conv.slots.get("age"))
 
 
-def _effects(raw: list[dict]) -> list[Effect]:
-    """A flow's effect entries ({name, params…}) as Effects."""
-    return [Effect(e["name"], {k: v for k, v in e.items() if k != "name"}) for e in raw]
+def _effects(raw: list[dict], slots: dict | None = None) -> list[Effect]:
+    """A flow's effect entries ({name, params…}) as Effects; a value "$slot" is that slot's value."""
+    def value(v):
+        return slots.get(v[1:]) if slots is not None and isinstance(v, str) and v.startswith("$") else v
+
+    return [Effect(e["name"], {k: value(v) for k, v in e.items() if k != "name"}) for e in raw]
 
 
 def machine_transitions(flow: Flow) -> list[dict]:

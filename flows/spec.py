@@ -12,10 +12,10 @@ import yaml
 from .catalog import Catalog
 
 HERE = Path(__file__).parent
-INPUT_KINDS = ("any", "zip", "age", "text")
-EFFECTS = ("request_handoff", "record_tip", "emergency_alert", "leave_queue")
+INPUT_KINDS = ("any", "zip", "age", "text", "when")  # when: a safe time for a check-in (flows/when.py)
+EFFECTS = ("request_handoff", "record_tip", "emergency_alert", "leave_queue", "schedule_check_in")
 # Conditions a conditional `to` may name; each is a method of flows.engine.Model.
-CONDITIONS = ("screen_strong", "is_minor", "is_youth", "has_consent")
+CONDITIONS = ("screen_strong", "is_minor", "is_youth", "has_consent", "can_text_later", "has_check_in")
 # Intents the engine decides without the model: the language head says other_language.
 INTENTS_WITHOUT_MODEL = ("other_language",)
 NUMBER_WORDS = {
@@ -365,7 +365,7 @@ class Flow:
                 problems.append(f"{where}:{state.line}: state {state.name} takes input but has no `to`")
             if not (state.options or state.input or state.next or state.handoff):
                 problems.append(f"{where}:{state.line}: state {state.name} has no way out")
-            if (state.input in ("zip", "age", "text")) and not state.slot:
+            if (state.input in ("zip", "age", "text", "when")) and not state.slot:
                 problems.append(f"{where}:{state.line}: state {state.name}: input {state.input} needs a slot")
         for key in required_keys:
             need_key(key, self.line)

@@ -214,7 +214,7 @@ def _day(tokens: list[str], text: str, now: datetime) -> tuple[date | None, bool
         return today + timedelta(days=7 - today.weekday()), True
     if "today" in tokens or "tonight" in tokens:
         return today, True
-    if "this" in tokens or "esta" in tokens or "este" in tokens:
+    if {"this", "esta", "este"} & set(tokens) and set(PARTS) & set(tokens):
         return today, True  # "this morning": today's, even when it is over
     written = _written_date(text, now)
     if written is not None:
@@ -287,10 +287,11 @@ def describe(window: dict, now: float, zone: ZoneInfo, say) -> str:
               date=start.day)
     if relative:
         day = say(relative, day=day)
-    return say("check_in_window", day=day, start=_said_clock(start, say), end=_said_clock(end, say))
+    return say("check_in_window", day=day, start=said_clock(start, say), end=said_clock(end, say))
 
 
-def _said_clock(moment: datetime, say) -> str:
+def said_clock(moment: datetime, say) -> str:
+    """A time of day as texters read it (catalog `clock`: "6:00 PM", "6:00 de la tarde")."""
     hour = moment.hour
     daypart = "morning" if 5 <= hour < 12 else "afternoon" if 12 <= hour < 19 else "night"
     return say("clock", hour=hour, hour12=(hour - 1) % 12 + 1, minute=f"{moment.minute:02d}",

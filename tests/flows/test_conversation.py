@@ -47,7 +47,8 @@ class Chat:
 # -- walking the flow to every state -----------------------------------------------------------
 
 # What a texter sends to move on from a free-input state.
-SAMPLE_INPUT = {"any": ["hi"], "zip": ["93305"], "age": ["16"], "text": ["a van behind the motel", "done"]}
+SAMPLE_INPUT = {"any": ["hi"], "zip": ["93305"], "age": ["16"], "text": ["a van behind the motel", "done"],
+                "when": ["tomorrow after 6"]}
 # Ways into a state that no option leads to: a miss twice (the fallback), an emergency, and what the
 # intent model hears in a texter's own words (a disclosure, a missing child, another language).
 DETOURS = (["zzz", "zzz"], [EMERGENCY["en"]], ["my boss keeps my passport and says i owe him"],
@@ -266,7 +267,7 @@ def test_screening_summary_and_priority(lang, strong):
     summary = screening_summary(chat.conv)
     assert summary == {**{name: name == strong for name in SCREEN_ORDER}, "under_18": strong == "minor"}
     if strong is None:
-        assert chat.conv.state == "after_info" and "screen_none" in step.keys
+        assert chat.conv.state == "check_in_offer" and "screen_none" in step.keys
         assert handoff_priority(chat.conv) == "normal"
         return
     assert chat.conv.state == "screen_strong"
@@ -314,7 +315,7 @@ def test_help_near_me_lists_only_sourced_numbers_nearest_first(lang, category, z
     chat.send(CATEGORY_NUMBERS[category])
     assert chat.conv.slots["category"] == category
     step = chat.send(zip_code)
-    assert chat.conv.state == "after_info"
+    assert chat.conv.state == "check_in_offer"  # by text, a check-in later is offered after the list
     listing = step.replies[0]
     assert listing.startswith(("Near " if lang == "en" else "Cerca de ") + zip_code[:5])
     assert len(listing) <= LISTING_LIMIT
@@ -339,7 +340,7 @@ def test_a_wrong_zip_is_asked_again_then_a_right_one_works(bad):
     step = chat.send(bad)
     assert chat.conv.state == "ask_zip" and step.keys == ["ask_zip"]  # asked again, no guessing
     chat.send("93305")
-    assert chat.conv.state == "after_info" and chat.conv.slots["zip"] == "93305"
+    assert chat.conv.state == "check_in_offer" and chat.conv.slots["zip"] == "93305"
 
 
 # -- global commands from every state ----------------------------------------------------------------

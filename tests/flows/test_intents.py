@@ -59,7 +59,7 @@ def test_a_kind_of_help_goes_straight_to_the_zip_code(lang, message, category):
     chat.send(message)
     assert chat.conv.state == "ask_zip" and chat.conv.slots["category"] == category
     chat.send("93305")
-    assert chat.conv.state == "after_info"
+    assert chat.conv.state == "check_in_offer"  # the list, then (by text) a check-in later offered
 
 
 # -- disclosures -------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def find_help(lang: str, category: str, place: str, engine: FlowEngine = ENGINE)
         chat.send(text)
     assert chat.conv.state == "ask_zip" and chat.conv.lang == lang
     step = chat.send(place)
-    assert chat.conv.state == "after_info", (place, step.text)
+    assert chat.conv.state == "check_in_offer", (place, step.text)  # by text: a check-in later is offered
     return chat, listing(step)
 
 
@@ -374,14 +374,14 @@ AGES = (None, 12, 15, 17, 25)
 
 def every_list(lang: str):
     """(what, list, the whole SMS) for every place, kind of help and age: the list and the question sent after
-    it in the same SMS (after_info, "Reply 1 to talk with a counselor, or 0 for the menu")."""
+    it in the same SMS (check_in_offer by text, "Check on you later? …"; after_info on the web chat)."""
     for place in PLACES:
         for category in CATEGORY:
             for age in AGES:
                 slots = {"zip": place, "category": category} | ({"age": age} if age else {})
                 conv = Conversation(id="c-fit", channel="sms", address="+16615550100", lang=lang, slots=slots)
                 text = ENGINE.say(conv, "resources_list")
-                yield f"{place} {category} {age}", text, text + "\n\n" + ENGINE.say(conv, "after_info")
+                yield f"{place} {category} {age}", text, text + "\n\n" + ENGINE.say(conv, "check_in_offer")
 
 
 ENGLISH_IN_SPANISH = re.compile(r"\b(call|text|to|hours?|hotline|miles?|mi|Near|Mon|Fri|ages|and their)\b|START to|24-hour")
@@ -430,8 +430,9 @@ def test_every_list_fits_three_sms_segments_in_gsm_7_with_room_for_its_question(
 def test_the_question_after_a_list_fits_the_room_left_for_it(lang):
     # after_info (its wording belongs to the catalog's writers) must stay GSM-7 and within REPLY_RESERVE for
     # the whole SMS to be 3 segments.
-    question = ENGINE.say(Conversation(id="c", channel="sms", address="+1", lang=lang), "after_info")
-    assert len(question) + 2 <= REPLY_RESERVE and sms_segments(question) == 1
+    for key in ("after_info", "check_in_offer"):
+        question = ENGINE.say(Conversation(id="c", channel="sms", address="+1", lang=lang), key)
+        assert len(question) + 2 <= REPLY_RESERVE and sms_segments(question) == 1, key
     for what, _, sms in every_list(lang):
         assert sms_segments(sms) <= 3, (what, sms)
 

@@ -23,10 +23,13 @@ from __future__ import annotations
 import functools
 import itertools
 import string
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.extensions import flow_engine
+from flows import when
 from flows.conversation import Conversation
 
 NAME = "Kern Support Line"  # HELPLINE_NAME's default
@@ -52,6 +55,8 @@ COMBINED_BUDGETS = {
     "queued + queue_wait": 3,
     "queued + nobody_online": 3,
     "queued + after_hours": 3,
+    # A check-in the texter asked for: the time said back, then the question the flow goes on with.
+    "check_in_set + after_info": 2,
 }
 # What the texter sends for the combinations the engine makes (the last message's reply is measured).
 SENT = {
@@ -65,6 +70,9 @@ EXCEPTIONS = {
     ("queued + after_hours", "es"): (
         4, "counselors back on a Saturday: the á of 'sábado' makes the whole reply UCS-2 (2 segments "
            "on any other day); `after_hours` alone stays within 2 even then"),
+    ("check_in_set + after_info", "es"): (
+        3, "a check-in on a Saturday: the á of 'sábado' makes the reply UCS-2 (2 segments on any other day); "
+           "`check_in_set` alone stays within 2 even then"),
 }
 # Keys whose text never travels by SMS, and why.
 EXEMPT_PREFIXES = ("chat_",)  # words of the web chat page (buttons, labels), never sent as a message
@@ -163,7 +171,24 @@ def candidates(lang: str) -> dict[str, tuple[str, ...]]:
         cat.render(lang, key, time=time, day=day)
         for key in cat.texts[lang] if key.startswith("back_") for day in values["day"] for time in values["time"]))
     values["first"] = values["second"] = tuple(cat.render(lang, k) for k in cat.texts[lang] if k.startswith("meaning_"))
+    # A check-in's time stated back (flows/when.py describe): every weekday and month, today, tomorrow or later.
+    values["weekday"] = values["day"]
+    values["month"] = tuple(m.strip() for m in cat.render(lang, "months").split(","))
+    values["date"], values["start"], values["end"] = ("30",), values["time"], values["time"]
+    values["when"] = check_in_times(lang)
     return values
+
+
+def check_in_times(lang: str) -> tuple[str, ...]:
+    """The window of a check-in as flows.when.describe words it, for the longest clocks there are."""
+    zone = ZoneInfo(when.ZONE)
+    now = datetime(2025, 12, 1, 9, 0, tzinfo=zone)
+    days = [now.date() + timedelta(days=n) for n in range(8)] + [date(2026, month, 28) for month in range(1, 13)]
+    say = functools.partial(catalog().render, lang)
+    return tuple(dict.fromkeys(
+        when.describe({"start": datetime.combine(day, time(10, 30), zone).timestamp(),
+                       "end": datetime.combine(day, time(22, 30), zone).timestamp()}, now.timestamp(), zone, say)
+        for day in days))
 
 
 def renderings(lang: str, key: str) -> list[tuple[str, str]]:

@@ -94,7 +94,7 @@ def test_spanish(text, expected):
 @pytest.mark.parametrize("text", [
     "yesterday", "ayer", "this morning", "hoy en la mañana",  # past
     "in 2 months", "en 3 meses", "march 3", "december 31st",  # more than 30 days ahead
-    "yes", "no", "ok", "idk", "whenever", "cuando puedas", "now", "ahorita", "pizza", "", "???",
+    "yes", "no", "ok", "idk", "no gracias, así está bien", "esta bien", "whenever", "cuando puedas", "now", "ahorita", "pizza", "", "???",
 ])
 def test_nothing_past_nothing_beyond_thirty_days_nothing_unread(text):
     assert when.read(text, NOW) is None

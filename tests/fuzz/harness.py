@@ -180,7 +180,8 @@ class EngineFuzz:
             self.counsellor = accounts.add(self.app.extensions["redis"], SUPERVISOR, PASSWORD, supervisor=True)
 
     def handle(self, address: str, text: str):
-        return self.helpline.handle(Inbound(self.channel, address, text, message_id="SM" + secrets.token_hex(16)))
+        with self.app.app_context():  # as the webhook does: a check-in the texter asks for is scheduled with the app's
+            return self.helpline.handle(Inbound(self.channel, address, text, message_id="SM" + secrets.token_hex(16)))
 
     def play(self, address: str, move) -> None:
         cid = self.helpline.conversation_id(self.channel, address)

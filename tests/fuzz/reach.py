@@ -16,6 +16,7 @@ conversation rests in, which is all a texter can ever write to.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from collections import deque
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ Move = str | Counsellor
 # longer reads as its intent leaves a state without a path, and the test says which.
 TEXTS = {
     "en": {
-        "first": "hi", "any": "hi", "zip": "93305", "age": "16", "text": "a van behind the motel, girls inside",
+        "first": "hi", "any": "hi", "when": "tomorrow after 6", "zip": "93305", "age": "16", "text": "a van behind the motel, girls inside",
         "miss": "zzz",
         "danger_now": "he has a gun",
         "disclosure": "my boss keeps my passport and says i owe him",
@@ -61,7 +62,7 @@ TEXTS = {
         "unsure": ("my job", "papers", "my boss", "i need something", "my family"),
     },
     "es": {
-        "first": "hola", "any": "hola", "zip": "93305", "age": "16", "text": "una camioneta detrás del motel, con chicas",
+        "first": "hola", "any": "hola", "when": "mañana en la tarde", "zip": "93305", "age": "16", "text": "una camioneta detrás del motel, con chicas",
         "miss": "zzz",
         "danger_now": "tiene una pistola",
         "disclosure": "el patrón tiene mi pasaporte y dice que le debo",
@@ -141,10 +142,10 @@ def _moves(conv: Conversation, texts: dict) -> list[list[Move]]:
 
 
 @functools.cache
-def walk(lang: str) -> dict[str, tuple[Move, ...]]:
-    """The shortest path to every state the walk reaches, in one language."""
+def walk(lang: str, channel: str = "sms") -> dict[str, tuple[Move, ...]]:
+    """The shortest path to every state the walk reaches, in one language, on one channel."""
     texts = TEXTS[lang]
-    start = PureChat()
+    start = PureChat(channel)
     found: dict[str, tuple[Move, ...]] = {FLOW.initial: ()}
     seen = set()
     todo = deque([(start, ())])
@@ -196,11 +197,19 @@ def _unsure_text(lang: str, base: tuple[Move, ...]) -> str:
 def targets(lang: str) -> tuple[Target, ...]:
     """Every state of the flow, then the conditions that change what an answer must be."""
     found = walk(lang)
-    missing = sorted(set(FLOW.states) - set(found))
+    # By text a check-in is offered where the web chat goes straight on (can_text_later): those states are
+    # reached on the web alone, and the check-in states by text alone.
+    web = walk(lang, "web")
+    web_only = {name: path for name, path in web.items() if name not in found}
+    missing = sorted(set(FLOW.states) - set(found) - set(web_only))
     assert not missing, (f"no path of inputs reaches {missing} in {lang}: give them an option that leads there, "
                          "or add the text of the intent that does to tests/fuzz/reach.py TEXTS and DETOUR_INTENTS")
     texts = TEXTS[lang]
-    out = [_state_target(name, found[name]) for name in FLOW.states]
+    out = [_state_target(name, found[name]) for name in FLOW.states if name in found]
+    for target in out[:]:
+        if target.name not in web and target.name != FLOW.initial:
+            out[out.index(target)] = dataclasses.replace(target, channels=frozenset({"sms"}))
+    out += [dataclasses.replace(_state_target(name, path), channels=frozenset({"web"})) for name, path in web_only.items()]
     menu, emergency = found[FLOW.resume], found[FLOW.emergency]
     # In line by asking for a person (the waiting state's own path may have come through an emergency).
     ask = FLOW.states["ask_consent"]
