@@ -126,9 +126,11 @@ def read(path: Path) -> tuple[list[tuple[str, dict]], list[str]]:
     good, problems = [], []
     for file in files:
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = json.loads(file.read_text(encoding="utf-8"), parse_constant=_not_json)
+        except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON
             raise HsdsError(f"{file.name}: not readable as JSON: {exc}") from exc
+        except RecursionError:  # json's decoder recurses once per level of nesting
+            raise HsdsError(f"{file.name}: not readable as JSON: nested too deep") from None
         records = data.get("contents") if isinstance(data, dict) and "contents" in data else data
         records = [records] if isinstance(records, dict) else records
         if not isinstance(records, list):
@@ -143,6 +145,11 @@ def read(path: Path) -> tuple[list[tuple[str, dict]], list[str]]:
             if not errors:
                 good.append((label, record))
     return good, problems
+
+
+def _not_json(constant: str):
+    """Python's json reads NaN and Infinity; JSON (and so HSDS) has no such values."""
+    raise ValueError(f"{constant} is not JSON")
 
 
 def to_entry(record: dict, dataset: str) -> tuple[dict, str | None]:

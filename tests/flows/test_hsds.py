@@ -148,3 +148,17 @@ def test_records_without_a_phone_or_an_address_or_written_wrong_are_refused(tmp_
     ]
     assert "0 added, 0 changed, 0 not in the import, 2 refused" in result.output
     assert ResourceDirectory.load(yaml_copy).get("somewhere") is None
+
+
+@pytest.mark.parametrize("content, said", [
+    ("[" * 100_000 + "]" * 100_000, "nested too deep"),  # json's decoder recurses: a RecursionError, a traceback
+    ('[{"id": "x", "name": "A", "status": "active", "minimum_age": NaN}]', "NaN is not JSON"),
+    ('[{"id": "x", "name": "A", "status": "active", "maximum_age": Infinity}]', "Infinity is not JSON"),
+])
+def test_a_file_that_is_not_json_gets_a_clear_error_not_a_traceback(tmp_path, yaml_copy, content, said):
+    feed = tmp_path / "feed.json"
+    feed.write_text(content, encoding="utf-8")
+    result = run("import", str(feed), "--file", str(yaml_copy), "--write")
+    assert result.exit_code == 2 and not isinstance(result.exception, RecursionError), result.exception
+    assert f"error: feed.json: not readable as JSON: {said}" in result.output
+    assert yaml_copy.read_text(encoding="utf-8") == DEFAULT_PATH.read_text(encoding="utf-8")
