@@ -31,8 +31,10 @@ DECLINE_REASONS = {"capacity": "No capacity now", "eligibility": "Outside who we
 HOW = ("callback", "texter_calls")  # the agency calls the number the texter agreed to, or the texter calls them
 ALIAS_MAX, NOTE_MAX = 60, 500
 _ID = re.compile(r"^[0-9a-f]{24}$")
-# A US number as a counsellor may type it: 10 digits, or 11 starting with 1, in any punctuation.
-_US_PHONE = re.compile(r"^\+?1?\D*(\d{3})\D*(\d{3})\D*(\d{4})$")
+# A US number as a counsellor may type it: 10 digits, or 11 starting with 1, in any punctuation. ASCII digits
+# only (an Arabic-Indic or full-width one is no number an agency can dial), a "+" only before the 1 (+52… is
+# Mexico, not a US number), and an area code starting 2-9 as every North American one does.
+_US_PHONE = re.compile(r"^(?:\+?1)?[^\d+]*([2-9]\d{2})[^\d+]*(\d{3})[^\d+]*(\d{4})$", re.ASCII)
 
 
 class ReferralError(ValueError):

@@ -382,3 +382,25 @@ def test_a_warm_referral_from_the_counsellors_page_to_the_partners_and_back(part
     # A partner who tries a console page is turned away.
     partner.goto(f"{live_server.url}/console/c/{conv_id}")
     expect(partner.locator("h1")).to_have_text("Forbidden")
+
+
+@pytest.mark.parametrize("typed", [
+    "٦٦١٥٥٥٠١٠٠",  # Arabic-Indic digits: \d matched them, and the agency got "+1٦٦١…" to dial
+    "６６１５５５０１００",  # full-width
+    "+5212345678",  # another country's code (Mexico), read as a US number
+    "+44 7911 1234",
+    "(061) 555-0100",  # no US area code starts with 0 or 1
+    "6" * 1000,
+    "call me maybe",
+])
+def test_a_callback_number_the_agency_could_not_dial_is_refused(held, partners, redis_client, typed):
+    conv, alice = held()
+    answer = refer(alice, conv.id, callback="yes", callback_number=typed)
+    assert answer.status_code == 400 and "must be a US phone number" in answer.get_data(as_text=True)
+    assert redis_client.keys("rf:*") == []
+
+
+@pytest.mark.parametrize("typed", ["(661) 555-0142", "661.555.0142", "+1 661 555 0142", "1-661-555-0142",
+                                   "6615550142"])
+def test_a_us_number_is_read_however_it_is_punctuated(typed):
+    assert referrals.callback_number(typed) == "+16615550142"
