@@ -28,6 +28,7 @@ STATUSES = {"new": "New", "accepted": "Accepted", "declined": "Declined", "conta
             "withdrawn": "Withdrawn by the texter"}
 DECLINE_REASONS = {"capacity": "No capacity now", "eligibility": "Outside who we serve",
                    "area": "Outside the area we serve", "duplicate": "Already known to us", "other": "Other"}
+OPEN = ("new", "accepted")  # the agency has yet to answer or to reach the texter
 HOW = ("callback", "texter_calls")  # the agency calls the number the texter agreed to, or the texter calls them
 ALIAS_MAX, NOTE_MAX = 60, 500
 _ID = re.compile(r"^[0-9a-f]{24}$")
@@ -123,18 +124,31 @@ def callback_number(typed: str) -> str:
 
 
 def create(store, conv_id: str, agency: str, shared: Shared, by: str, now: float | None = None) -> Referral:
-    """Keep a new referral to `agency` (the caller has checked the texter's consent and the fields)."""
+    """Keep a new referral to `agency` (the caller has checked the texter's consent and the fields).
+
+    Conflict while one to the same agency is still open (new or accepted): a form sent twice (a double
+    click, two tabs) would give the agency two referrals and the texter two texts. The check and the write
+    are one transaction on the conversation's list, so two sent at the same moment make one.
+    """
     now = time.time() if now is None else now
     referral = Referral(id=secrets.token_hex(12), agency=agency, status="new", created=now, changed=now,
                         conv=conv_id, by=by, shared=shared)
-    pipe = store.redis.pipeline(transaction=True)
-    pipe.hset(referral_key(referral.id), mapping={
-        "agency": agency, "conv": conv_id, "status": "new", "created": f"{now:.3f}", "changed": f"{now:.3f}",
-        "by": by, "shared": store.vault.seal(shared.__dict__)})
-    pipe.sadd(conversation_key(conv_id), referral.id)
-    _touch(pipe, store.ttl, referral.id, agency, conv_id, now)
-    pipe.execute()
-    return referral
+    with store.redis.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(conversation_key(conv_id))
+                if any(r.agency == agency and r.status in OPEN for r in for_conversation(store, conv_id)):
+                    raise Conflict("the texter was referred to this agency already, and it is still open")
+                pipe.multi()
+                pipe.hset(referral_key(referral.id), mapping={
+                    "agency": agency, "conv": conv_id, "status": "new", "created": f"{now:.3f}",
+                    "changed": f"{now:.3f}", "by": by, "shared": store.vault.seal(shared.__dict__)})
+                pipe.sadd(conversation_key(conv_id), referral.id)
+                _touch(pipe, store.ttl, referral.id, agency, conv_id, now)
+                pipe.execute()
+                return referral
+            except redis.WatchError:
+                continue  # another referral of this conversation at the same moment: look again
 
 
 def _touch(pipe, ttl: int, referral_id: str, agency: str, conv_id: str, now: float) -> None:

@@ -54,10 +54,10 @@ def refer(conv_id):
     me = current_counsellor()
     try:
         agency, shared = _referral_asked(me, conv)
+        referral = referrals.create(get_store(), conv_id, agency.id, shared, me.name)
     except ReferralError as exc:
         g.referral_draft = request.form
-        return conversation._page(conv_id, f"Not referred: {exc}.", 400)
-    referral = referrals.create(get_store(), conv_id, agency.id, shared, me.name)
+        return conversation._page(conv_id, f"Not referred: {exc}.", 409 if isinstance(exc, Conflict) else 400)
     audit.record(get_redis(), me.name, "refer", conv_id, detail=f"{agency.id} {referral.id}")
     why_not = _tell_texter(conv, agency, shared.how, me.name)
     said = f"Referral sent to {agency.name()}."

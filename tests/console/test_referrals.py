@@ -404,3 +404,20 @@ def test_a_callback_number_the_agency_could_not_dial_is_refused(held, partners, 
                                    "6615550142"])
 def test_a_us_number_is_read_however_it_is_punctuated(typed):
     assert referrals.callback_number(typed) == "+16615550142"
+
+
+def test_a_referral_sent_twice_is_made_once_and_the_texter_told_once(held, partners, twilio_api, run_jobs):
+    conv, alice = held()
+    assert refer(alice, conv.id).status_code == 302
+    again = refer(alice, conv.id)  # a double click, or the form sent again from a second tab
+    assert again.status_code == 409
+    assert "referred to this agency already" in again.get_data(as_text=True)
+    run_jobs()
+    assert len(referrals.for_conversation(partners.extensions["store"], conv.id)) == 1
+    assert len(texts_to(twilio_api, conv.address)) == 1
+    # Once the agency has declined it, a new referral to it can be made.
+    olga = Console(partners, "olga")
+    olga.sign_in()
+    assert olga.post(f"/console/partner/r/{only(partners, conv.id).id}/decline", {"reason": "capacity"}).status_code == 302
+    assert refer(alice, conv.id).status_code == 302
+    assert len(referrals.for_conversation(partners.extensions["store"], conv.id)) == 2
