@@ -36,15 +36,16 @@ def send(followup_id: str) -> str:
 
 def due(followup_id: str, now: float) -> str:
     found = followups.load(followup_id)
-    if found is None or now < found.start - EARLY:
-        return "nothing"  # erased, expired, or a job for a window since changed
+    if found is None:
+        return "nothing"  # erased or expired
     store = get_store()
     session = store.begin(found.conv)
     try:
-        found, conv = followups.load(followup_id), session.conv  # again, now that nothing else changes them
-        if found is None or found.status != "scheduled":
+        # Read again, now that nothing else changes them: the window may have changed while this job waited.
+        found, conv = followups.load(followup_id), session.conv
+        if found is None or found.status != "scheduled" or now < found.start - EARLY:
             store.release(session)
-            return "nothing"  # cancelled, or sent or skipped already
+            return "nothing"  # cancelled, sent or skipped already, or a job for a window since changed
         why = _why_not(found, conv, now)
         if why == "moved":
             followups.move(found, followups.quiet_ends(now, followups.zone()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -258,3 +259,30 @@ def test_a_worker_killed_before_the_send_leaves_it_to_the_next_which_sends_it_on
         assert job.send(found.id) == "nothing"  # the job run again, after its transaction: nothing more
     finally:
         workers.context.use(None)
+
+
+def test_a_window_changed_while_its_old_job_waits_on_the_lock_is_not_sent_at_the_old_time(sending, app, queued_texter,
+                                                                                           tomorrow):
+    texter, conv_id = queued_texter()
+    found = schedule(app, conv_id)  # due now
+    redis = app.extensions["redis"]
+    redis.set(lock_key(conv_id), "held by a change", px=120_000)
+    polls = lambda: redis.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)  # noqa: E731
+    before = polls()
+    workers.context.use(app)
+    done: list[str] = []
+    try:
+        sending_job = threading.Thread(target=lambda: done.append(job.send(found.id)))
+        sending_job.start()
+        while polls() == before:  # it read the record and now waits on the conversation's lock
+            assert sending_job.is_alive()
+        # Meanwhile the change (holding the lock) moves the window to tomorrow afternoon, as the texter asked.
+        with app.app_context():
+            later = followups.move(found, local(tomorrow, 16))
+        redis.delete(lock_key(conv_id))
+        sending_job.join(timeout=60)
+    finally:
+        workers.context.use(None)
+    assert done == ["nothing"] and sending.sent == []
+    assert status(app, found.id) == ("scheduled", "")
+    assert later.job_id in ScheduledJobRegistry(queue=app.extensions["queue"]).get_job_ids()
