@@ -41,7 +41,7 @@ from .store import conv_key as stored_key
 
 KINDS = {"check_in": "Checking in (neutral)", "counsellor": "A counselor will text you"}
 CATALOG_KEYS = {"check_in": "check_in", "counsellor": "check_in_counsellor"}
-TEXTER = "texter"  # `by` of a follow-up the texter asked for themselves
+TEXTER = "the texter"  # `by` of a follow-up the texter asked for themselves: no account can be so named
 UPCOMING = "followups:upcoming"
 PREFERRED = "followups:preferred"
 SENT_SLOT = "followup_sent"  # on the conversation: the last follow-up went out; its answer re-opens it

@@ -3,14 +3,16 @@ who scheduled them (everyone's for supervisors), and the texter who answers one 
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from playwright.sync_api import expect
 
 from bot import audit, followups
+from bot.console import accounts
 
-from .conftest import wrapped_up
+from .conftest import PASSWORD, wrapped_up
 from .test_next_texter import signed_in
 
 CHECK_IN = "Hi, just checking in"
@@ -161,3 +163,16 @@ def test_in_a_browser_schedule_change_and_cancel_a_check_in(live_server, browser
     expect(page.locator(".banner")).to_contain_text("Check-in cancelled")
     expect(page.get_by_text("No check-in is coming up")).to_be_visible()
     page.close()
+
+
+def test_a_counsellor_whose_name_is_texter_gets_no_hold_on_the_check_ins_texters_asked_for(console, queued, app):
+    with app.app_context():
+        accounts.add(app.extensions["redis"], "texter", PASSWORD)
+        asked = followups.schedule(queued().id, time.time() + 3600, time.time() + 7200, "check_in", followups.TEXTER)
+    namesake = console("texter")
+    assert "No check-in is coming up" in namesake.get("/console/followups").get_data(as_text=True)
+    assert namesake.post(f"/console/checkins/{asked.id}/cancel").status_code == 403
+    assert namesake.post(f"/console/checkins/{asked.id}/change", window(app)).status_code == 403
+    assert followups_of(app, asked.conv) == [asked]
+    # A supervisor sees it, as the texter's own.
+    assert "by the texter" in console("sam").get("/console/followups").get_data(as_text=True)
