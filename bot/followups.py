@@ -352,7 +352,10 @@ def reopen(flows: FlowEngine, conv: Conversation, step: Step) -> None:
     it says more), the counsellor who scheduled it preferred. An emergency keeps the flow's answer (911 at
     once, and the offer of a person); STOP, DELETE and "not safe now" are never overruled."""
     sent = conv.slots.get(SENT_SLOT)
-    if not sent or conv.handoff is not None:
+    if not sent:
+        return
+    if conv.handoff is not None:  # in line or with a counsellor: the answer reached them, nothing to re-open later
+        del conv.slots[SENT_SLOT]
         return
     if conv.opted_out or conv.slots.get("quiet") or any(step.effect(n) for n in ("erase", "opt_out",
                                                                                      "leave_queue")):

@@ -286,3 +286,17 @@ def test_a_window_changed_while_its_old_job_waits_on_the_lock_is_not_sent_at_the
     assert done == ["nothing"] and sending.sent == []
     assert status(app, found.id) == ("scheduled", "")
     assert later.job_id in ScheduledJobRegistry(queue=app.extensions["queue"]).get_job_ids()
+
+
+def test_an_answer_a_counsellor_already_had_does_not_reopen_the_conversation_after_it_ends(sending, app, queued_texter,
+                                                                                         due):
+    texter, conv_id = queued_texter()  # still in line when the check-in goes out
+    schedule(app, conv_id)
+    due()
+    texter.send("I'm ok thanks")  # answered while in line: it is in the queue already
+    app.extensions["waiting"].remove(app.extensions["redis"], conv_id)  # a counsellor took it and ended it
+    with app.extensions["store"].locked(conv_id) as session:
+        session.conv.handoff, session.conv.state = None, "chat_ended"
+    later = texter.send("ok bye")
+    assert "You are in line to talk" not in later
+    assert app.extensions["store"].load(conv_id).handoff is None
