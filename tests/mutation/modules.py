@@ -68,6 +68,7 @@ MODULES = (
     # Every function but the record's parsing from Redis (a broken one fails every test that loads one).
     Module("bot/outbound.py", (
         "tests/workers/test_sender.py", "tests/workers/test_sender_refusals.py", "tests/console/test_conversation.py",
+        "tests/console/test_feedback.py",  # retry/requeue: a reply sent again, once
     ), functions=(
         "x_check_may_text", "x_queue_reply", "x__enqueue", "x_requeue", "x_missing_settings", "x_load",
         "x_begin_attempt", "x_not_sent", "x_add_sid", "x_owner_of", "x_finish", "x_discard", "x_failed",
@@ -75,7 +76,7 @@ MODULES = (
     # Who may hold, answer, hand on and end a conversation; not the listings' formatting.
     Module("bot/console/handoff.py", (
         "tests/console/test_queue.py", "tests/console/test_conversation.py", "tests/console/test_live.py",
-        "tests/console/test_erasure.py",
+        "tests/console/test_erasure.py", "tests/console/test_feedback.py",  # retry, and what each change says
     ), functions=(
         "x_claim", "x_release", "x_transfer", "x_end", "x_reply", "x_retry", "x_can_view", "x_holds",
         "x_may_text", "x__check_holder", "x_reveal", "x__changing",
