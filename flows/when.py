@@ -9,8 +9,9 @@ has a date in it, and told to read English and Spanish only.
 
 Windows (tests/data/when_heldout.tsv says the same): a day alone 09:00-18:00; morning 08-12;
 afternoon/tarde 12-18; evening 17-21; night/noche/tonight 19-22; "at H" H to H+1; "after H" H to H+3;
-"before H" 08:00 to H; a window under way starts now. Nothing in the past, nothing more than
-HORIZON_DAYS ahead: None, as for words that say no time at all.
+"before H" 08:00 to H; a window under way starts now; "el 15", "the 15th": that day of the month. Nothing
+in the past, nothing more than HORIZON_DAYS ahead, nothing the texter rules out ("not tonight he's home",
+"hoy no", "never at night"): None, as for words that say no time at all.
 """
 from __future__ import annotations
 
@@ -32,21 +33,22 @@ NIGHT_FROM, NIGHT_UNTIL = 21, 8  # an hour asked for in here means the texter ch
 
 WEEKDAYS = {
     "monday": 0, "mon": 0, "lunes": 0, "tuesday": 1, "tues": 1, "tue": 1, "martes": 1,
-    "wednesday": 2, "wed": 2, "miercoles": 2, "thursday": 3, "thurs": 3, "thu": 3, "jueves": 3,
+    "wednesday": 2, "wed": 2, "weds": 2, "miercoles": 2, "thursday": 3, "thurs": 3, "thur": 3, "thu": 3, "jueves": 3,
     "friday": 4, "fri": 4, "viernes": 4, "saturday": 5, "sat": 5, "sabado": 5, "sunday": 6, "sun": 6, "domingo": 6,
 }
 # Words, after accents and case are gone, as what they mean here.
 WORDS = {
-    "today": "today", "hoy": "today", "tonight": "tonight", "tonite": "tonight",
+    "today": "today", "hoy": "today", "oy": "today", "tonight": "tonight", "tonite": "tonight",
     "tomorrow": "tomorrow", "tmrw": "tomorrow", "tmr": "tomorrow", "tmw": "tomorrow", "tomm": "tomorrow",
     "2morrow": "tomorrow", "2moro": "tomorrow", "2mrw": "tomorrow",
     "yesterday": "past", "ayer": "past", "anoche": "past", "ago": "past",
-    "morning": "morning", "afternoon": "afternoon", "tarde": "afternoon", "evening": "evening",
+    "morning": "morning", "early": "early", "temprano": "early", "afternoon": "afternoon", "tarde": "afternoon",
+    "evening": "evening",
     "night": "night", "noche": "night", "nite": "night",
     "noon": "noon", "mediodia": "noon", "midday": "noon", "midnight": "midnight", "medianoche": "midnight",
-    "weekend": "weekend", "later": "later", "luego": "later", "rato": "later",
+    "weekend": "weekend", "finde": "weekend", "later": "later", "luego": "later", "rato": "later",
     "after": "after", "despues": "after", "desde": "after", "past": "after",
-    "before": "before", "antes": "before", "by": "before",
+    "before": "before", "antes": "before", "by": "before", "b4": "before",
     "between": "between", "entre": "between",
     "hour": "hour", "hours": "hour", "hr": "hour", "hrs": "hour", "hora": "hour", "horas": "hour",
     "minutes": "minute", "minute": "minute", "mins": "minute", "min": "minute", "minutos": "minute",
@@ -63,6 +65,7 @@ NUMBER_WORDS = {"one": 1, "an": 1, "a": 1, "una": 1, "un": 1, "uno": 1, "two": 2
                 "four": 4, "cuatro": 4, "five": 5, "cinco": 5, "six": 6, "seis": 6, "seven": 7, "siete": 7,
                 "eight": 8, "ocho": 8, "nine": 9, "nueve": 9, "ten": 10, "diez": 10, "eleven": 11, "once": 11,
                 "twelve": 12, "doce": 12}
+SHORT_MONTHS = {"dic": "diciembre", "ene": "enero", "abr": "abril"}  # Spanish ones dateparser's list lacks
 MONTHS = ("jan feb mar apr may jun jul aug sep oct nov dec enero febrero marzo abril mayo junio julio agosto "
           "septiembre setiembre octubre noviembre diciembre").split()
 _CLOCK = re.compile(r"^(\d{1,2})(?::(\d{2}))?(am|pm|a\.?m\.?|p\.?m\.?)?$")
@@ -70,6 +73,23 @@ _MONTH = r"(?:" + "|".join(MONTHS) + r")[a-z]*"
 # "12/10", "dec 5", "december 5th", "5 de diciembre", "the 5th of december"
 _WRITTEN_DATE = re.compile(rf"\b\d{{1,2}}/\d{{1,2}}(?:/\d{{2,4}})?\b|\b{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?\b"
                            rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:de\s+|of\s+)?{_MONTH}\b|\b{_MONTH}\b")
+
+
+_DAYS = "|".join(name for name in WEEKDAYS)
+# "el 15", "dia 15", "the 15th", "15th": a day of the month (Spanish hours are "las 3", never "el 3")
+_DAY_OF_MONTH = re.compile(r"\b(?:el|dia|the) \d{1,2}(?:st|nd|rd|th)?\b|\b\d{1,2}(?:st|nd|rd|th)\b")
+NEGATIONS = {"not", "never", "nunca", "no", "dont", "cant", "except", "excepto"}
+TIME_WORDS = {"today", "tonight", "tomorrow", "+2", "morning", "early", "afternoon", "evening", "night", "noon",
+              "midnight", "weekend", "later", "week", "after", "before", "between", "am", "pm", "date", *WEEKDAYS}
+# Between a "not" and the time it denies: "never AT night", "no EN LA noche", "hoy no" ...
+LINKS = {"at", "in", "on", "the", "this", "by", "during", "en", "la", "las", "el", "los", "de", "del", "por", "a",
+         "al", "and", "y", "to", "-", "es", "is", "s", "are"}
+# ... and before it only: "don't TEXT ME tonight", "no ME ESCRIBAS en la noche", "not GOOD tomorrow"
+HEDGES = {"me", "us", "text", "txt", "call", "message", "msg", "send", "write", "contact", "good", "safe", "ok", "okay",
+          "escribas", "escriban", "mandes", "manden", "llames", "llamen", "mensaje", "mensajes", "puedo", "puede",
+          "can", "do", "does", "seguro", "segura", "bueno", "buena", "it", "that", "esta", "hay"}
+# Between "after" and its hour: "after like 6", "anytime after 7", "despues de como las 7".
+HEDGE_HOURS = {"around", "about", "like", "como", "eso", "approx", "maybe", "anytime", "any", "time"}
 
 
 @dataclass(frozen=True)
@@ -85,12 +105,18 @@ class Window:
 
 
 def plain(text: str) -> str:
-    """Lower case, no accents ("mañana" keeps its meaning through "manana", see _tokens), spaced punctuation."""
+    """Lower case, no accents ("mañana" keeps its meaning through "manana", see _tokens), spaced punctuation;
+    a comma stays, as a word: it ends what a "not" denies ("no, tomorrow at 6")."""
     text = unicodedata.normalize("NFKD", text.casefold())
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     text = re.sub(r"(\d)\s*([ap])\.?\s?m\b\.?", r"\1\2m", text)  # "6 p.m." -> "6pm"
     text = re.sub(r"(\d)\s*-\s*(\d)", r"\1 - \2", text)
-    return re.sub(r"[^\w:/.\- ]+", " ", text).replace(".", " ")
+    text = re.sub(r"(\d)ish\b", r"\1", text)  # "5ish"
+    text = re.sub(r"\b(\d{1,2}) y (media|cuarto)\b", lambda m: f"{m[1]}:{30 if m[2] == 'media' else 15}", text)
+    text = re.sub(r"\bhalf past (\d{1,2})\b", r"\1:30", text)
+    text = re.sub(r"n['’]t\b", " not", text)  # "don't", "can't"
+    text = re.sub(r"\b(dic|ene|abr)\b", lambda m: SHORT_MONTHS[m[1]], text)  # "el 5 de dic"
+    return re.sub(r"[^\w:/.,\- ]+", " ", text).replace(".", " ").replace(",", " , ")
 
 
 def _tokens(text: str) -> list[str]:
@@ -109,17 +135,54 @@ def _tokens(text: str) -> list[str]:
             continue
         found = process.extractOne(word, FUZZY, scorer=fuzz.ratio, score_cutoff=80) if len(word) >= 5 else None
         out.append(WORDS[found[0]] if found else word)
-    # The day of a written date ("dec 5", "5 de diciembre") is no hour; dateparser reads the date.
+    # The day of a written date ("dec 5", "5 de diciembre", "el 15", "the 15th") is no hour.
     for i, word in enumerate(words):
         if word.startswith(tuple(MONTHS)) and len(word) >= 3:
             for j in (i - 2, i - 1, i + 1):
                 if 0 <= j < len(out) and out[j].isdigit():
                     out[j] = "date"
-    # "the day after tomorrow": two days on, not "after" an hour; "fin de semana": the weekend.
-    joined = " ".join(out)
+        if _DAY_OF_MONTH.fullmatch(word) or _DAY_OF_MONTH.fullmatch(" ".join(words[max(i - 1, 0):i + 1])):
+            out[i] = "date"
+    for i in _denied(words, out):
+        out[i] = ""
+    # "the day after tomorrow": two days on, not "after" an hour; "fin de semana": the weekend; a day gone by.
+    joined = " ".join(word for word in out if word not in ("", ","))
     joined = re.sub(r"\b(?:the )?dayunit after tomorrow\b", "+2", joined)
     joined = re.sub(r"\bfin de week\b", "weekend", joined)
+    joined = re.sub(r"\botra week\b", "next week", joined)  # "la otra semana": the next one
+    joined = re.sub(r"\bafter (?:de )?(?:la )?(?:school|skool|escuela)\b", "after 3", joined)  # school is out at 3
+    joined = re.sub(rf"\blast (?:{_DAYS}|night|week|weekend)\b|\b(?:{_DAYS}|week|weekend) pasad[oa]\b", "past", joined)
     return joined.split()
+
+
+def _denied(words: list[str], out: list[str]) -> set[int]:
+    """The words of a time the texter rules out: "not tonight", "never at night", "don't text me after 9", and
+    in Spanish also after it ("hoy no, mañana sí", "en la noche no"). A comma or any other word ends it.
+    Reading a time that was denied would text someone when they said it is not safe."""
+    denied: set[int] = set()
+    for i, word in enumerate(words):
+        if word not in NEGATIONS:
+            continue
+        ways = (-1, 1) if word == "no" else (1, -1)  # Spanish "no" mostly follows what it denies
+        for way in ways:
+            span = _time_run(words, out, i, way)
+            if span:
+                denied |= span
+                break
+    return denied
+
+
+def _time_run(words: list[str], out: list[str], at: int, way: int) -> set[int]:
+    """The words of a time next to words[at] going one way, across words that only link them ("at", "me")."""
+    j, run = at + way, set()
+    while 0 <= j < len(words):
+        timey = out[j] in TIME_WORDS or (out[j] not in ("a", "y", "un", "una") and _hour(out[j]) is not None)
+        if timey:
+            run.add(j)
+        elif words[j] not in LINKS and (run or words[j] not in HEDGES):
+            break
+        j += way
+    return run
 
 
 def _hour(token: str) -> tuple[int, int, str] | None:
@@ -182,7 +245,8 @@ def _relative(tokens: list[str], now: datetime) -> tuple[datetime, datetime, boo
     if re.search(r"\b(?:mas afternoon|mas tarde|later|in a bit|al later)\b", joined) or joined in ("later", "al later"):
         start = now + timedelta(hours=1)
         return start, start + timedelta(hours=2), False
-    found = re.search(r"\b(?:in|en|dentro de)\s+(\S+)\s+(minute|hour|dayunit|week|month)\b", joined)
+    found = re.search(r"\b(?:in|en|dentro de)\s+(?:like |about |around |como |unas? )?(\S+)\s+"
+                      r"(minute|hour|dayunit|week|month)\b", joined)
     if not found:
         return None
     amount = NUMBER_WORDS.get(found[1]) or (int(found[1]) if found[1].isdigit() else None)
@@ -225,7 +289,7 @@ def _day(tokens: list[str], text: str, now: datetime) -> tuple[date | None, bool
 def _written_date(text: str, now: datetime) -> date | None:
     written = _WRITTEN_DATE.search(plain(text))
     if not written:
-        return None
+        return _day_of_month(text, now.date())
     import dateparser  # slow to import: only for a message that has a written date
 
     settings = {"RELATIVE_BASE": now.replace(tzinfo=None), "PREFER_DATES_FROM": "future", "DATE_ORDER": "MDY",
@@ -235,9 +299,24 @@ def _written_date(text: str, now: datetime) -> date | None:
     return found.date() if found else None
 
 
+def _day_of_month(text: str, today: date) -> date | None:
+    """"el 15", "the 15th": that day of this month, or of the next once it has gone by."""
+    found = _DAY_OF_MONTH.search(plain(text))
+    if not found:
+        return None
+    number = int(re.search(r"\d+", found.group())[0])
+    if number < today.day:
+        today = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+    try:
+        return today.replace(day=number)
+    except ValueError:  # "the 31st" of a shorter month, or "el 0"
+        return None
+
+
 def _span(tokens: list[str]) -> tuple[time, time, bool] | None:
     """The time of day asked for: (start, end, at night), or None when the words name none."""
     part = next((t for t in tokens if t in PARTS), "night" if "tonight" in tokens else None)
+    part = part or ("morning" if "early" in tokens else None)  # "mañana temprano"
     hours = []  # (index, hour, minute, marker) of every hour written
     for i, token in enumerate(tokens):
         found = _hour(token) if token not in ("a", "y") else None
@@ -261,7 +340,7 @@ def _span(tokens: list[str]) -> tuple[time, time, bool] | None:
         first = clocks[0]
         if "before" in tokens:
             return time(EARLIEST), first, _at_night(time(EARLIEST), first)
-        lasts = AFTER if "after" in tokens else AT
+        lasts = AFTER if _after_leads_to(tokens, hours[0][0]) else AT
         end = (datetime.combine(date.min, first) + timedelta(hours=lasts)).time()
         end = min(end, time(23, 59)) if end > first else time(23, 59)
         return first, end, _at_night(first, end)
@@ -269,6 +348,16 @@ def _span(tokens: list[str]) -> tuple[time, time, bool] | None:
         start, end = PARTS[part]
         return time(start), time(end), _at_night(time(start), time(end))
     return None
+
+
+def _after_leads_to(tokens: list[str], at: int) -> bool:
+    """Whether "after" leads to the hour at tokens[at]: "after 7", "despues de las 7", not "after work around 7"."""
+    for token in reversed(tokens[:at]):
+        if token == "after":
+            return True
+        if token not in LINKS and token not in HEDGE_HOURS:
+            return False
+    return False
 
 
 def _at_night(start: time, end: time) -> bool:

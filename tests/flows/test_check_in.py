@@ -106,6 +106,19 @@ def test_no_at_the_time_question_goes_on_without_one(lang, answer):
     assert step.keys == ["check_in_none", "after_info"] and step.effect("schedule_check_in") is None
 
 
+@pytest.mark.parametrize("lang, answer", [("en", "not tonight he's home"), ("en", "never at night"),
+                                          ("es", "en la noche no, él está"), ("es", "cuando salga del fil")])
+def test_a_time_ruled_out_or_said_as_an_event_is_asked_for_as_a_time_never_scheduled(lang, answer):
+    chat = at_offer(lang)
+    step = chat.send(answer)
+    assert step.effect("schedule_check_in") is None and chat.conv.consent is None
+    assert chat.conv.state in OFFER_STATES  # never the goodbye for "no, it is not safe now" at this question
+    step = chat.send("tomorrow at 1" if lang == "en" else "como a las 6 y media")
+    window = step.effect("schedule_check_in").params["window"]
+    assert datetime.fromtimestamp(window["start"], ZONE).strftime("%a %H:%M") == (
+        "Tue 13:00" if lang == "en" else "Mon 18:30")
+
+
 def test_a_past_time_is_not_taken():
     chat = at_offer("en")
     chat.send("yes")
