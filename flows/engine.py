@@ -666,6 +666,9 @@ class FlowEngine:
                 return True
             conv.slots[state.slot] = found
             conv.slots["consent"] = True  # bot.followups texts only with consent (and never after STOP)
+            # "only between 1 and 2 when he's at work" is also heard as "not safe now": the time they name
+            # is when it is safe, and the check-in said back must be the one scheduled.
+            conv.slots.pop("quiet", None)
             return True
         if kind == "text":
             if word in state.until:

@@ -204,3 +204,15 @@ def test_a_check_in_the_store_cannot_keep_is_refused_without_failing_the_message
     assert answer.endswith("Reply 1 to talk with a counselor, or 0 for the menu.")  # the flow's answer, saved
     with app.app_context():
         assert followups.of_conversation(app.extensions["helpline"].conversation_id("sms", texter.number)) == []
+
+
+@pytest.mark.parametrize("answer, hour", [("only between 1 and 2 when he's at work", 13),
+                                          ("not tonight, he's home. tomorrow at 1", 13)])
+def test_a_time_said_back_is_a_time_kept_even_when_the_words_also_say_not_safe_now(app, make_texter, answer, hour):
+    texter = make_texter()
+    for message in ("hi", "1", "5", "1", "93305"):
+        texter.send(message)
+    assert texter.send(answer).startswith("OK, we will text you once, ")
+    with app.app_context():
+        [found] = followups.of_conversation(app.extensions["helpline"].conversation_id("sms", texter.number))
+    assert datetime.fromtimestamp(found.start, ZONE).hour == hour and found.status == "scheduled"
