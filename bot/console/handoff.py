@@ -14,7 +14,7 @@ from flask import current_app
 
 from flows.conversation import Conversation
 
-from .. import audit, events, followups
+from .. import audit, blocking, events, followups
 from ..delivery import status_key
 from ..engine import handoff_priority
 from ..errors import HelplineError, NoConsent, RecipientOptedOut
@@ -40,6 +40,10 @@ class AlreadyTaken(HandoffError):
     def __init__(self, holder: str | None):
         super().__init__(f"already taken by {holder or 'another counselor'}")
         self.holder = holder
+
+
+class Blocked(HandoffError):
+    """A supervisor blocked this sender: nobody takes their conversation."""
 
 
 class NotHolder(HandoffError):
@@ -206,6 +210,9 @@ def claim(counsellor: Counsellor, conv_id: str | None = None) -> Conversation:
         raise AlreadyTaken(holder or None)
     try:
         with _changing(conv_id) as (conv, effects):
+            # A block made between taking the queue's entry and this lock: the sender is no one's now.
+            if blocking.of_conversation(client, get_store().vault, conv_id, time.time()) is not None:
+                raise Blocked("this sender was blocked: a blocked sender is never taken")
             conv.handoff, conv.counsellor = "active", counsellor.name
             priority = handoff_priority(conv, conv.slots.get("reason"))
             effects += [

@@ -162,6 +162,20 @@ def test_blocking_a_tipster_takes_the_tip_out_of_line_too(console, staff, texter
     assert staff.extensions["waiting"].depth() == 0
 
 
+def test_a_claim_that_took_the_queue_entry_just_before_a_block_does_not_hold_the_sender(console, staff, texter):
+    ask_for_counsellor(texter)
+    conv_id = conv_id_of(staff, texter)
+    console("sam").post(f"/console/c/{conv_id}/block", {"duration": "24h", "reason": REASON})
+    # The claim's first step (taking the queue's entry) ran just before the block: the entry is still there.
+    staff.extensions["waiting"].add(staff.extensions["redis"], conv_id, "normal", time.time())
+    answer = console("alice").post(f"/console/claim/{conv_id}", follow_redirects=True)
+    assert answer.status_code == 409 and "That sender was just blocked" in answer.get_data(as_text=True)
+    conv = staff.extensions["store"].load(conv_id)
+    assert conv.handoff is None and conv.counsellor is None
+    assert staff.extensions["redis"].hget("console:active", conv_id) is None
+    assert staff.extensions["waiting"].depth() == 0
+
+
 def test_a_conversation_a_counsellor_holds_is_ended_before_it_is_blocked(console, staff, texter):
     ask_for_counsellor(texter)
     conv_id = conv_id_of(staff, texter)
