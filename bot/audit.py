@@ -10,7 +10,8 @@ ACTIONS = ("open", "claim", "release", "transfer", "end", "reveal", "note", "rep
            "sign_in_failed", "sign_out", "export", "monitor", "whisper", "take_over", "block", "unblock",
            "review_resource", "refer", "referral_list", "referral_view", "referral_accept", "referral_decline",
            "referral_contact",
-           "followup_scheduled", "followup_changed", "followup_cancelled", "followup_sent", "followup_skipped")
+           "followup_scheduled", "followup_changed", "followup_cancelled", "followup_sent", "followup_skipped",
+           "break_start", "break_end")
 
 
 def record(client_or_pipe, actor: str, action: str, conv_id: str = "", detail: str = "") -> None:

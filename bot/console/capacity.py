@@ -128,14 +128,17 @@ class Break:
 
 
 def start_break(client: redis.Redis, name: str, kind: str = "break") -> None:
+    """Audited, as every change of who may take conversations is (the trail shows a shift's gaps)."""
     pipe = client.pipeline(transaction=True)
     pipe.hset(BREAKS, name, f"{time.time():.0f} {kind}")
     pipe.delete(pause_offer_key(name))
+    audit.record(pipe, name, "break_start", detail=kind)
     pipe.execute()
 
 
 def end_break(client: redis.Redis, name: str) -> None:
-    client.hdel(BREAKS, name)
+    if client.hdel(BREAKS, name):
+        audit.record(client, name, "break_end")
 
 
 def _break(value: bytes) -> Break:

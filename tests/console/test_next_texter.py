@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from playwright.sync_api import expect
 from rq.registry import ScheduledJobRegistry
 
+from bot import audit
 from bot.cli import main
 from bot.console import capacity
 from tests.ops.test_chaos import wait_for
@@ -227,6 +228,14 @@ def test_going_away_ends_a_break(console):
     alice.post("/console/status", {"status": "away"})
     alice.post("/console/status", {"status": "online"})
     assert "You are on a break" not in alice.get("/console/").get_data(as_text=True)
+
+
+def test_a_break_and_the_return_are_in_the_audit_trail(console, staff):
+    alice = console("alice")
+    alice.post("/console/break", {"break": "pause"})
+    alice.post("/console/break", {"break": "back"})
+    trail = [(e["actor"], e["action"], e["detail"]) for e in audit.entries(staff.extensions["redis"], 10)]
+    assert trail[:2] == [("alice", "break_end", ""), ("alice", "break_start", "pause")]
 
 
 def test_an_unknown_break_answer_is_a_clear_400(console):
