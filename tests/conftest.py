@@ -161,6 +161,17 @@ def browser():
         chromium.close()
 
 
+def watch_problems(page) -> list[str]:
+    """What goes wrong on `page` from now on, filled in as it happens: a CSP violation or a script error
+    shows as a console error, a missing file as a failed response."""
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("response", lambda r: problems.append(r.url) if r.status >= 400 and "favicon" not in r.url else None)
+    return problems
+
+
 @pytest.fixture
 def run_jobs(app):
     """Work the RQ queues until they are empty, in this process, against this app; returns the worker."""

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from bot.cli import main
 from bot.console import wrapup
-from tests.conftest import Texter
+from tests.conftest import Texter, watch_problems
 from tests.console.conftest import PASSWORD, ask_for_counsellor
 
 
@@ -212,12 +212,7 @@ def test_a_supervisor_reads_the_report_and_downloads_the_csv_in_a_browser(app, c
         ask_for_counsellor(Texter(client))
     add(app, "contact_type", "conversation", 4)
     page = browser.new_page(accept_downloads=True)
-    problems = []
-    # A CSP violation or a script error shows as a console error; a missing file as a failed response.
-    page.on("console", lambda m: problems.append(m.text)
-            if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("response", lambda r: problems.append(r.url) if r.status >= 400 and "favicon" not in r.url else None)
+    problems = watch_problems(page)
     page.goto(served.url + "/console/signin")
     page.fill("input[name=name]", "sam")
     page.fill("input[name=password]", PASSWORD)

@@ -8,7 +8,7 @@ import pytest
 from rq.registry import FailedJobRegistry
 
 from tests.console.conftest import ask_for_counsellor, wrapped_up
-from tests.conftest import Texter
+from tests.conftest import Texter, watch_problems
 
 
 def data(browser) -> dict:
@@ -97,12 +97,7 @@ def served(app, live_server, console):
 def test_dashboard_draws_its_charts_in_a_browser_under_the_csp(app, client, served, browser, staff):
     ask_for_counsellor(Texter(client))
     page = browser.new_page()
-    problems = []
-    # A CSP violation or a script error shows as a console error; a missing file as a failed response.
-    page.on("console", lambda m: problems.append(m.text)
-            if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("response", lambda r: problems.append(r.url) if r.status >= 400 and "favicon" not in r.url else None)
+    problems = watch_problems(page)
     page.goto(served.url + "/console/signin")
     page.fill("input[name=name]", "sam")
     page.fill("input[name=password]", "correct horse battery staple")
