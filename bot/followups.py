@@ -32,6 +32,9 @@ from rq.job import Job
 
 from flows.conversation import Conversation
 from flows.engine import Effect, FlowEngine, Step
+# No text from 9 p.m. to 8 a.m. local unless the texter chose such a time: the hours flows.when reads as chosen
+# at night, so that a time it reads as not at night is never refused as quiet.
+from flows.when import NIGHT_FROM as QUIET_FROM, NIGHT_UNTIL as QUIET_UNTIL
 
 from . import audit, blocking
 from .errors import HelplineError, NoConsent, RecipientOptedOut
@@ -46,7 +49,6 @@ UPCOMING = "followups:upcoming"
 PREFERRED = "followups:preferred"
 SENT_SLOT = "followup_sent"  # on the conversation: the last follow-up went out; its answer re-opens it
 ASKED_FOR = "asked_for"  # on the conversation: the counsellor the texter answered (the queue shows it)
-QUIET_FROM, QUIET_UNTIL = 21, 8  # no text from 9 p.m. to 8 a.m. local, unless the texter chose such a time
 JOB = "workers.followups.send"
 WEB = "check-ins go by text message only"
 BLOCKED = "the sender is blocked"
