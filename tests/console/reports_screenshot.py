@@ -10,35 +10,21 @@ from __future__ import annotations
 
 import random
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from cryptography.fernet import Fernet
-
-from bot import create_app
 from bot.console import accounts, handoff, wrapup
-from bot.redis_server import EmbeddedRedis
-from tests.conftest import AUTH_TOKEN, Texter
+from tests.conftest import Texter
 from tests.console.conftest import PASSWORD
-from tests.ops.dashboard_screenshot import SCRIPTS, shoot
+from tests.ops.dashboard_screenshot import SCRIPTS, shoot, shot_app
 
 NOT_A_CONVERSATION = ("silent", "testing", "wrong_number", "prank")
 
 
 def main(out: str = "docs/reports.png") -> None:
-    folder = Path(tempfile.mkdtemp(prefix="helpline-shot-"))
-    server = EmbeddedRedis(folder / "redis")
-    app = create_app({"REDIS_URL": server.start(), "INSTANCE_PATH": str(folder / "instance"), "SECRET_KEY": "shot",
-                      "HELPLINE_DATA_KEY": Fernet.generate_key().decode(), "HELPLINE_HASH_KEY": "shot",
-                      "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "CONSOLE_PASSWORD_HASH": "CHEAPEST", "SMS_RATE_LIMIT": 1000})
-    try:
+    with shot_app() as app:
         month = simulate(app)
         shoot(app, out, f"/console/reports?month={month}", ready=None)
-    finally:
-        app.extensions["redis"].close()
-        server.stop()
 
 
 def simulate(app) -> str:

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -36,14 +37,21 @@ SCRIPTS = [  # what simulated texters send
 
 
 def main(out: str = "docs/dashboard.png") -> None:
+    with shot_app() as app:
+        simulate(app)
+        shoot(app, out)
+
+
+@contextmanager
+def shot_app():
+    """The real app on an embedded Redis in a temp folder, for a screenshot; both stopped afterwards."""
     folder = Path(tempfile.mkdtemp(prefix="helpline-shot-"))
     server = EmbeddedRedis(folder / "redis")
     app = create_app({"REDIS_URL": server.start(), "INSTANCE_PATH": str(folder / "instance"), "SECRET_KEY": "shot",
                       "HELPLINE_DATA_KEY": Fernet.generate_key().decode(), "HELPLINE_HASH_KEY": "shot",
                       "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "CONSOLE_PASSWORD_HASH": "CHEAPEST", "SMS_RATE_LIMIT": 1000})
     try:
-        simulate(app)
-        shoot(app, out)
+        yield app
     finally:
         app.extensions["redis"].close()
         server.stop()
