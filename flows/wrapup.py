@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from .resources import ResourceDirectory
-from .spec import _LineLoader
+from .spec import _construct_mapping as _line_mapping, _LineLoader
 
 HERE = Path(__file__).parent
 DEFAULT_PATH = HERE / "wrapup.yaml"
@@ -46,9 +46,7 @@ def _construct_mapping(loader, node, deep=False):
             raise yaml.constructor.ConstructorError(None, None, f"{key!r} is given twice",
                                                     key_node.start_mark)
         seen.add(key)
-    mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=True)
-    mapping[_LINE] = node.start_mark.line + 1
-    return mapping
+    return _line_mapping(loader, node)
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
