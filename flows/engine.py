@@ -477,8 +477,10 @@ class FlowEngine:
             command = self._command(word)
             if command is not None:
                 return self._global(step, conv, command, word)
-        if state.input in ("zip", "age") or (state.input == "when" and self._read_when(conv, text)):
-            accepted = self._take_input(state, conv, text, word)
+        # A time is read once: it answers before the model's reading does, and it is what is kept.
+        said_when = self._read_when(conv, text) if state.input == "when" else None
+        if state.input in ("zip", "age") or said_when:
+            accepted = self._take_input(state, conv, text, word, said_when)
             if accepted:
                 conv.misses = 0
                 self._fire(step, conv, "answer")
@@ -496,7 +498,7 @@ class FlowEngine:
                 return self._first_contact(step, conv, state, intent, word)
             return self._act(step, conv, state, intent, word)
         if state.input in ("any", "text", "when"):
-            accepted = self._take_input(state, conv, text, word)
+            accepted = self._take_input(state, conv, text, word, said_when)
             if accepted is not None:
                 conv.misses = 0
                 if accepted:
@@ -632,8 +634,10 @@ class FlowEngine:
         # A label with no words of its own (kept in a conversation since an older model) reads as help near you.
         return self.catalog.render(lang, self._meaning_key(label) or "meaning_find_help")
 
-    def _take_input(self, state: State, conv: Conversation, text: str, word: str) -> bool | None:
-        """Store a free answer. True: move on; False: kept, stay; None: not understood."""
+    def _take_input(self, state: State, conv: Conversation, text: str, word: str,
+                    said_when: dict | None = None) -> bool | None:
+        """Store a free answer. True: move on; False: kept, stay; None: not understood.
+        `said_when`: for a "when" state, the window _read_when found in `text` (None: no time read)."""
         kind = state.input
         if kind == "any":
             return True
@@ -658,13 +662,12 @@ class FlowEngine:
             return True
         if kind == "when":
             # A time read is their consent to that one text; asked once more, then the flow goes on without.
-            found = self._read_when(conv, text)
-            if found is None:
+            if said_when is None:
                 if conv.misses == 0:
                     return None
                 conv.slots.pop(state.slot, None)  # an earlier check-in's window is not this answer
                 return True
-            conv.slots[state.slot] = found
+            conv.slots[state.slot] = said_when
             conv.slots["consent"] = True  # bot.followups texts only with consent (and never after STOP)
             # "only between 1 and 2 when he's at work" is also heard as "not safe now": the time they name
             # is when it is safe, and the check-in said back must be the one scheduled.
