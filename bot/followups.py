@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
@@ -247,30 +248,18 @@ def upcoming(by: str | None = None, limit: int = 500) -> list[FollowUp]:
 # -- changing ------------------------------------------------------------------------------
 
 
-class _locked:
-    """`with _locked(conv_id) as (conv, write)`: the conversation's lock; write(effect) runs effect(pipe)
-    in one transaction before the lock is given back."""
-
-    def __init__(self, conv_id: str):
-        self.conv_id = conv_id
-        self.effects: list = []
-
-    def __enter__(self):
-        self.session = get_store().begin(self.conv_id)
-        return self.session.conv, self.effects.append
-
-    def __exit__(self, kind, exc, tb):
-        store = get_store()
-        try:
-            if kind is None and self.effects:
-                pipe = get_redis().pipeline(transaction=True)
-                pipe.multi()  # explicit, so that RQ's enqueue(pipeline=pipe) joins this transaction
-                for effect in self.effects:
-                    effect(pipe)
-                pipe.execute()
-        finally:
-            store.release(self.session)
-        return False
+@contextmanager
+def _locked(conv_id: str):
+    """`with _locked(conv_id) as (conv, write)`: the conversation's lock; write(effect) runs effect(pipe) in
+    the transaction that gives the lock back (the store's commit, the conversation itself left as it is)."""
+    store, effects = get_store(), []
+    session = store.begin(conv_id)
+    try:
+        yield session.conv, effects.append
+    except BaseException:
+        store.release(session)
+        raise
+    store.commit(session, None, also=(lambda pipe: [effect(pipe) for effect in effects]) if effects else None)
 
 
 def _scheduled(followup_id: str, conv_id: str | None = None) -> FollowUp:
