@@ -67,6 +67,14 @@ def app(config):
 
 
 @pytest.fixture
+def cli_env(config) -> dict:
+    """The environment a `helpline` command run by CliRunner reads: this test's Redis, instance folder and keys."""
+    settings = ("SECRET_KEY", "HELPLINE_DATA_KEY", "HELPLINE_HASH_KEY", "TWILIO_AUTH_TOKEN", "CONSOLE_PASSWORD_HASH")
+    return {"REDIS_URL": config["REDIS_URL"], "HELPLINE_INSTANCE_PATH": config["INSTANCE_PATH"],
+            **{name: config[name] for name in settings if name in config}}
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

@@ -175,14 +175,11 @@ def test_flows_diagram_html_is_a_page_that_shows_the_diagram_even_offline(tmp_pa
         page.close()
 
 
-def test_keys_check_counts_redis_entries_and_names_the_data_key(config, app, redis_client):
+def test_keys_check_counts_redis_entries_and_names_the_data_key(cli_env, app, redis_client):
     from tests.conftest import Texter
 
     Texter(app.test_client()).send("hi")
-    env = {"REDIS_URL": config["REDIS_URL"], "HELPLINE_INSTANCE_PATH": config["INSTANCE_PATH"],
-           "SECRET_KEY": config["SECRET_KEY"], "HELPLINE_DATA_KEY": config["HELPLINE_DATA_KEY"],
-           "HELPLINE_HASH_KEY": config["HELPLINE_HASH_KEY"], "TWILIO_AUTH_TOKEN": config["TWILIO_AUTH_TOKEN"]}
-    result = CliRunner().invoke(main, ["keys", "check"], env=env)
+    result = CliRunner().invoke(main, ["keys", "check"], env=cli_env)
     assert result.exit_code == 0, result.output
     entries = redis_client.dbsize()
     assert result.output.startswith(f"{entries} Redis entries checked, ")

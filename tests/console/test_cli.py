@@ -9,14 +9,9 @@ from bot.console import accounts
 
 
 @pytest.fixture
-def run(app, config):
-    env = {"REDIS_URL": config["REDIS_URL"], "HELPLINE_INSTANCE_PATH": config["INSTANCE_PATH"],
-           "SECRET_KEY": config["SECRET_KEY"], "HELPLINE_DATA_KEY": config["HELPLINE_DATA_KEY"],
-           "HELPLINE_HASH_KEY": config["HELPLINE_HASH_KEY"], "TWILIO_AUTH_TOKEN": config["TWILIO_AUTH_TOKEN"],
-           "CONSOLE_PASSWORD_HASH": "CHEAPEST"}
-
+def run(app, cli_env):
     def invoke(*args, input=None):
-        return CliRunner().invoke(main, ["counsellor", *args], input=input, env=env)
+        return CliRunner().invoke(main, ["counsellor", *args], input=input, env=cli_env)
 
     return invoke
 

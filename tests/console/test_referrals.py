@@ -292,12 +292,8 @@ def test_a_referral_expires_with_the_retention_after_its_last_change(held, partn
 
 
 @pytest.fixture
-def run(app, config):
-    env = {"REDIS_URL": config["REDIS_URL"], "HELPLINE_INSTANCE_PATH": config["INSTANCE_PATH"],
-           "SECRET_KEY": config["SECRET_KEY"], "HELPLINE_DATA_KEY": config["HELPLINE_DATA_KEY"],
-           "HELPLINE_HASH_KEY": config["HELPLINE_HASH_KEY"], "TWILIO_AUTH_TOKEN": config["TWILIO_AUTH_TOKEN"],
-           "CONSOLE_PASSWORD_HASH": "CHEAPEST"}
-    return lambda *args, input=None: CliRunner().invoke(main, list(args), input=input, env=env)
+def run(app, cli_env):
+    return lambda *args, input=None: CliRunner().invoke(main, list(args), input=input, env=cli_env)
 
 
 def test_partner_add_list_and_remove(run, app):

@@ -136,7 +136,7 @@ def test_a_supervisor_verifies_a_listing_in_the_browser(live_server, browser, st
     page.close()
 
 
-def test_export_reviews_writes_them_into_the_yaml_and_nothing_else(staff, console, config, tmp_path):
+def test_export_reviews_writes_them_into_the_yaml_and_nothing_else(staff, console, cli_env, tmp_path):
     sam = console("sam")
     sam.post(f"/console/resources/{DELANO}/verified", data={"note": 'read the "source" page'})
     sam.post("/console/resources/kern-family-justice-center/verified", data={"note": "called them: same hours"})
@@ -145,10 +145,7 @@ def test_export_reviews_writes_them_into_the_yaml_and_nothing_else(staff, consol
         "  verified_on: null   # page undated\n", "  verified_on: null   # page undated\n  reviewed_by: >-\n"
         "    someone, 2020-01-01: an older\n    review\n", 1), encoding="utf-8")
     before = copy.read_text(encoding="utf-8")
-    env = {"REDIS_URL": config["REDIS_URL"], "HELPLINE_INSTANCE_PATH": config["INSTANCE_PATH"],
-           "SECRET_KEY": config["SECRET_KEY"], "HELPLINE_DATA_KEY": config["HELPLINE_DATA_KEY"],
-           "HELPLINE_HASH_KEY": config["HELPLINE_HASH_KEY"], "TWILIO_AUTH_TOKEN": config["TWILIO_AUTH_TOKEN"]}
-    result = CliRunner().invoke(main, ["resources", "export-reviews", "--file", str(copy)], env=env)
+    result = CliRunner().invoke(main, ["resources", "export-reviews", "--file", str(copy)], env=cli_env)
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [f"verified: {DELANO}", "verified: kern-family-justice-center",
                                           "2 review(s) written into " + str(copy) + "; check `git diff` and commit it"]
@@ -166,5 +163,5 @@ def test_export_reviews_writes_them_into_the_yaml_and_nothing_else(staff, consol
     assert removed == ["  verified_on: 2023-10-19", "  verified_on: null   # page undated", "  reviewed_by: >-",
                        "    someone, 2020-01-01: an older", "    review"]
     # Run again: the file already says so.
-    again = CliRunner().invoke(main, ["resources", "export-reviews", "--file", str(copy)], env=env)
+    again = CliRunner().invoke(main, ["resources", "export-reviews", "--file", str(copy)], env=cli_env)
     assert again.exit_code == 0 and "0 review(s) written" in again.output
