@@ -36,6 +36,14 @@ def at_offer(lang: str, channel: str = "sms", way: str = "resources") -> Chat:
     return chat
 
 
+def at_question(state: str, lang: str) -> Chat:
+    """A chat at one of OFFER_STATES: the offer, or (after "1", yes) the question of when."""
+    chat = at_offer(lang)
+    if state == "check_in_time":
+        chat.send("1")
+    return chat
+
+
 @pytest.mark.parametrize("lang", ["en", "es"])
 @pytest.mark.parametrize("way", ["resources", "screening"])
 def test_a_time_at_the_offer_is_scheduled_and_said_back(lang, way):
@@ -135,9 +143,7 @@ def test_the_web_chat_is_never_offered_one():
 
 @pytest.mark.parametrize("state", OFFER_STATES)
 def test_stop_at_a_check_in_question_opts_out_and_schedules_nothing(state):
-    chat = at_offer("en")
-    if state == "check_in_time":
-        chat.send("1")
+    chat = at_question(state, "en")
     step = chat.send("STOP")
     assert chat.conv.opted_out and step.keys == ["stopped"] and step.effect("schedule_check_in") is None
     assert chat.send("tomorrow after 6").replies == []  # nothing after STOP
@@ -146,9 +152,7 @@ def test_stop_at_a_check_in_question_opts_out_and_schedules_nothing(state):
 @pytest.mark.parametrize("lang", ["en", "es"])
 @pytest.mark.parametrize("state", OFFER_STATES)
 def test_danger_at_a_check_in_question_is_911_at_once(state, lang):
-    chat = at_offer(lang)
-    if state == "check_in_time":
-        chat.send("1")
+    chat = at_question(state, lang)
     step = chat.send(EMERGENCY[lang])
     assert step.keys[0] == "emergency" and "911" in step.replies[0]
     assert step.effect("emergency_alert") is not None and step.effect("schedule_check_in") is None
@@ -156,9 +160,7 @@ def test_danger_at_a_check_in_question_is_911_at_once(state, lang):
 
 @pytest.mark.parametrize("state", OFFER_STATES)
 def test_delete_at_a_check_in_question_asks_to_erase(state):
-    chat = at_offer("en")
-    if state == "check_in_time":
-        chat.send("1")
+    chat = at_question(state, "en")
     step = chat.send("DELETE")
     assert step.keys == ["confirm_delete"]
     assert chat.send("yes").effect("erase") is not None
