@@ -243,14 +243,9 @@ def test_an_unknown_break_answer_is_a_clear_400(console):
     assert answer.status_code == 400 and "Choose a break" in answer.get_data(as_text=True)
 
 
-def test_one_account_has_its_own_capacity_from_the_command_line(console, queued, staff, config):
-    env = {"REDIS_URL": config["REDIS_URL"], "HELPLINE_INSTANCE_PATH": config["INSTANCE_PATH"],
-           "SECRET_KEY": config["SECRET_KEY"], "HELPLINE_DATA_KEY": config["HELPLINE_DATA_KEY"],
-           "HELPLINE_HASH_KEY": config["HELPLINE_HASH_KEY"], "TWILIO_AUTH_TOKEN": config["TWILIO_AUTH_TOKEN"],
-           "CONSOLE_PASSWORD_HASH": "CHEAPEST"}
-
+def test_one_account_has_its_own_capacity_from_the_command_line(console, queued, staff, cli_env):
     def run(*args):
-        return CliRunner().invoke(main, ["counsellor", *args], env=env)
+        return CliRunner().invoke(main, ["counsellor", *args], env=cli_env)
 
     assert run("capacity", "alice").output == "alice may hold 3 conversations at once\n"
     assert run("capacity", "alice", "1").output == "alice may hold 1 conversation at once\n"
@@ -264,7 +259,7 @@ def test_one_account_has_its_own_capacity_from_the_command_line(console, queued,
     assert refused.exit_code == 2 and "a number from 1 to 20, or default" in refused.output
     assert run("capacity", "nobody", "2").exit_code == 1
     added = CliRunner().invoke(main, ["counsellor", "add", "dana", "--capacity", "5"],
-                               input="a long enough password\n", env=env)
+                               input="a long enough password\n", env=cli_env)
     assert added.exit_code == 0, added.output
     with staff.app_context():
         assert capacity.capacity(staff.extensions["redis"], "dana") == 5

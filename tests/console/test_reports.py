@@ -171,11 +171,8 @@ def test_a_bad_period_is_a_clear_400(app, console, query, said):
 
 
 @pytest.fixture
-def report(app, config):
-    env = {"REDIS_URL": config["REDIS_URL"], "HELPLINE_INSTANCE_PATH": config["INSTANCE_PATH"],
-           "SECRET_KEY": config["SECRET_KEY"], "HELPLINE_DATA_KEY": config["HELPLINE_DATA_KEY"],
-           "HELPLINE_HASH_KEY": config["HELPLINE_HASH_KEY"], "TWILIO_AUTH_TOKEN": config["TWILIO_AUTH_TOKEN"]}
-    return lambda *args: CliRunner().invoke(main, ["report", *args], env=env)
+def report(app, cli_env):
+    return lambda *args: CliRunner().invoke(main, ["report", *args], env=cli_env)
 
 
 def test_the_command_prints_the_same_rows(app, client, console, report):
