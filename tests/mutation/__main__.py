@@ -76,11 +76,13 @@ def orphaned_redis_servers() -> set[int]:
     return found
 
 
-def run(module: Module, max_children: int) -> float:
+def run(module: Module, max_children: int, only: list[str] | None = None) -> float:
     ws = workspace(module)
     mutmut = Path(sys.executable).parent / "mutmut"
     args = [str(mutmut), "run", "--max-children", str(max_children)]
-    if module.functions:
+    if only:
+        args += only
+    elif module.functions:
         args += module.patterns()
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # each test run starts its own Redis
     started = time.monotonic()
@@ -129,6 +131,34 @@ def outcome(module: Module, took: float) -> dict:
     }
 
 
+def rerun_outcome(module: Module, previous: dict, took: float) -> dict:
+    """The last run's figures with its survivors run again: a mutant killed once stays killed while the
+    module's code is unchanged (tests are only added), so only the survivors need running."""
+    from mutmut.stats import status_by_exit_code
+
+    ws = WORK / module.slug
+    meta = json.loads((ws / "mutants" / (module.path + ".meta")).read_text())
+    codes = meta["exit_code_by_key"]
+    killed, timeout, survivors = previous["killed"], previous["timeout"], []
+    for old in previous["survivors"]:
+        status = status_by_exit_code[codes.get(old["name"])]
+        if status in ("killed", "caught by type check"):
+            killed += 1
+        elif status == "timeout":
+            timeout += 1
+        else:
+            survivors.append({**old, "status": status})
+    tested = previous["mutants"] - (previous["other"] or {}).get("skipped", 0)
+    return {
+        **previous, "killed": killed, "timeout": timeout,
+        "survived": sum(1 for s in survivors if s["status"] == "survived"),
+        "no_tests": sum(1 for s in survivors if s["status"] == "no tests"),
+        "score": round(100.0 * (killed + timeout) / tested, 1) if tested else 0.0,
+        "seconds": previous["seconds"], "rerun_seconds": round(took), "tests": list(module.tests),
+        "survivors": survivors,
+    }
+
+
 def _order(name: str) -> tuple[str, int]:
     func, _, number = name.rpartition("__mutmut_")
     return func, int(number)
@@ -159,27 +189,41 @@ def table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def load_results() -> dict:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.mutation", description=__doc__.split("\n")[0])
     parser.add_argument("modules", nargs="*", help="module paths (default: all of tests/mutation/modules.py)")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--survivors", action="store_true",
+                        help="run only the last run's survivors again (after adding tests, the code unchanged)")
     opts = parser.parse_args(argv)
     chosen = [m for m in MODULES if not opts.modules or m.path in opts.modules]
     unknown = set(opts.modules) - {m.path for m in chosen}
     if unknown:
         parser.error(f"not a module of tests/mutation/modules.py: {', '.join(sorted(unknown))}")
 
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for module in chosen:
         print(f"mutating {module.path} against {len(module.tests)} test files …", flush=True)
-        took = run(module, opts.max_children)
-        results[module.path] = outcome(module, took)
-        r = results[module.path]
-        print(f"  {r['mutants']} mutants, {r['score']}% killed, {len(r['survivors'])} not killed, {took:.0f} s",
-              flush=True)
-        # Written after each module, so a long run that is stopped keeps what it finished.
+        previous = load_results().get(module.path) if opts.survivors else None
+        if opts.survivors and previous is None:
+            parser.error(f"no earlier run of {module.path} to take the survivors from")
+        if previous is not None:
+            names = [s["name"] for s in previous["survivors"]]
+            took = run(module, opts.max_children, only=names) if names else 0.0
+            mine = rerun_outcome(module, previous, took) if names else previous
+        else:
+            mine = outcome(module, run(module, opts.max_children))
+        # Read again just before writing: another module's run may have finished meanwhile. Written
+        # after each module, so a long run that is stopped keeps what it finished.
+        results = {**load_results(), module.path: mine}
         ordered = {m.path: results[m.path] for m in MODULES if m.path in results}
         RESULTS.write_text(json.dumps(ordered, indent=1, ensure_ascii=False) + "\n")
+        print(f"  {mine['mutants']} mutants, {mine['score']}% killed, {len(mine['survivors'])} not killed",
+              flush=True)
+    results = load_results()
     print()
     print(table({m.path: results[m.path] for m in MODULES if m.path in results}))
     print(f"\nsurvivors and their diffs: {RESULTS.relative_to(ROOT)}")

@@ -69,6 +69,7 @@ MODULES = (
     Module("bot/outbound.py", (
         "tests/workers/test_sender.py", "tests/workers/test_sender_refusals.py", "tests/console/test_conversation.py",
         "tests/console/test_feedback.py",  # retry/requeue: a reply sent again, once
+        "tests/workers/test_outbound_edges.py",
     ), functions=(
         "x_check_may_text", "x_queue_reply", "x__enqueue", "x_requeue", "x_missing_settings", "x_load",
         "x_begin_attempt", "x_not_sent", "x_add_sid", "x_owner_of", "x_finish", "x_discard", "x_failed",
@@ -77,12 +78,14 @@ MODULES = (
     Module("bot/console/handoff.py", (
         "tests/console/test_queue.py", "tests/console/test_conversation.py", "tests/console/test_live.py",
         "tests/console/test_erasure.py", "tests/console/test_feedback.py",  # retry, and what each change says
+        "tests/console/test_handoff_edges.py",
     ), functions=(
         "x_claim", "x_release", "x_transfer", "x_end", "x_reply", "x_retry", "x_can_view", "x_holds",
         "x_may_text", "x__check_holder", "x_reveal", "x__changing",
     )),
     Module("bot/engine.py", (
         "tests/bot/test_sms.py", "tests/bot/test_in_line.py", "tests/chat/test_api.py",
+        "tests/bot/test_engine_edges.py",
         *_security(
             "test_past_the_limit_a_message_is_answered_empty_and_not_processed",
             "test_a_message_waiting_for_the_conversation_lock_counts_once_and_keeps_its_count",
