@@ -9,6 +9,7 @@ import json
 import pytest
 
 from bot import events, outbound
+from bot.console.present import failure
 from bot.errors import SendFailed
 from bot.store import conv_key
 from tests.conftest import Texter
@@ -267,3 +268,19 @@ def test_a_failed_look_up_after_a_timeout_sends_nothing_and_says_why(sending, ap
     given_up = record(app, outbound_id)
     assert given_up.status == "failed"
     assert "could not look up an interrupted send" in given_up.error and "Unable to fetch page" not in given_up.error
+
+
+def test_a_reply_queued_before_the_texter_took_back_their_ok_to_be_texted_is_held_back_and_says_why(
+        sending, app, queued_texter, run_jobs):
+    texter, conv_id = queued_texter()
+    outbound_id = reply(app, conv_id)
+    for words in ("cancel", "yes", "counsellor", "no"):  # left the line, asked again, said no to being texted
+        texter.send(words)
+
+    run_jobs()
+
+    held = record(app, outbound_id)
+    assert (held.status, held.error) == ("failed", "no consent")
+    # Supervisors read why, and are not told to send it again once the texter writes.
+    assert failure(held.error).why == "the texter has not agreed to be texted"
+    assert posts(sending) == []
