@@ -5,7 +5,7 @@ import os
 
 from flask import Flask, jsonify
 
-from . import events, extensions, logs, metrics, security
+from . import every_request, events, extensions, logs, metrics, security
 from .crypto import ensure_keys
 from .errors import ConfigurationError
 from .settings import DEFAULTS, from_environ, production_problems
@@ -31,6 +31,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.init_app(app)
     metrics.init_app(app)
     events.init_app(app)
+    every_request.init_app(app)
 
     from . import chat, console, dashboard, front_door, health, reports, sms  # noqa: F401 (dashboard and reports add their views to console.bp)
 

@@ -12,7 +12,6 @@ import logging
 import re
 import secrets
 import sys
-import time
 import traceback
 
 from flask import Flask, g, has_request_context, request
@@ -84,32 +83,29 @@ def configure(level: str = "INFO") -> None:
 
 
 def init_app(app: Flask) -> None:
-    """JSON logs for this process, and a request id on every request, its log lines and its answer."""
+    """JSON logs for this process (the request id and the request's line: bot.every_request)."""
     configure(app.config.get("LOG_LEVEL") or "INFO")
-    log = logging.getLogger("bot.request")
 
-    @app.before_request
-    def assign_request_id():
-        # Heroku's router and most proxies send one; keep it only when it looks like an id.
-        given = request.headers.get("X-Request-Id", "")
-        g.request_id = given if _SAFE_ID.match(given) else secrets.token_hex(8)
-        g.request_started = time.perf_counter()
 
-    @app.after_request
-    def log_request(response):
-        if "request_started" in g:
-            took = time.perf_counter() - g.request_started
-            # Only what needs a look (refusals, errors, slow answers) at INFO; every request at DEBUG.
-            # A line per text would be a timestamped record of each time someone wrote to the help
-            # line, and writing it cost a webhook more than a tenth of its time; volumes and
-            # latencies are in /metrics.
-            level = logging.INFO if response.status_code >= 400 or took >= SLOW_REQUEST_SECONDS else logging.DEBUG
-            if log.isEnabledFor(level):
-                log.log(level, "request", extra={
-                    "method": request.method,
-                    "route": request.url_rule.rule if request.url_rule else None,
-                    "status": response.status_code,
-                    "ms": round(took * 1000, 1),
-                })
-            response.headers["X-Request-Id"] = g.request_id
-        return response
+def request_id(given: str) -> str:
+    """The request's id: the proxy's when it looks like one (Heroku's router and most proxies send
+    one), else a new one."""
+    return given if _SAFE_ID.match(given) else secrets.token_hex(8)
+
+
+_request_log = logging.getLogger("bot.request")
+
+
+def log_request(response, took: float) -> None:
+    """Only what needs a look (refusals, errors, slow answers) at INFO; every request at DEBUG.
+
+    A line per text would be a timestamped record of each time someone wrote to the help line, and
+    writing it cost a webhook more than a tenth of its time; volumes and latencies are in /metrics."""
+    level = logging.INFO if response.status_code >= 400 or took >= SLOW_REQUEST_SECONDS else logging.DEBUG
+    if _request_log.isEnabledFor(level):
+        _request_log.log(level, "request", extra={
+            "method": request.method,
+            "route": request.url_rule.rule if request.url_rule else None,
+            "status": response.status_code,
+            "ms": round(took * 1000, 1),
+        })

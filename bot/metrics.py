@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import redis
-from flask import Blueprint, Flask, Response, abort, current_app, g, request
+from flask import Blueprint, Flask, Response, abort, current_app, request
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from rq.registry import FailedJobRegistry
@@ -308,18 +308,10 @@ def _cumulative(totals: dict, prefix: str, bounds: tuple) -> list[tuple[str, flo
 
 
 def init_app(app: Flask) -> None:
-    """Stats in app.extensions, webhook timing, and /metrics."""
+    """/metrics (the webhooks' timing: bot.every_request)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HelplineCollector(app))
     app.extensions["metrics_registry"] = registry
-
-    @app.after_request
-    def time_webhook(response):
-        # bot.logs starts every request's clock.
-        if request.endpoint in TIMED_ENDPOINTS and "request_started" in g:
-            app.extensions["stats"].observe_latency(request.endpoint, time.perf_counter() - g.request_started)
-        return response
-
     app.register_blueprint(bp)
 
 

@@ -39,7 +39,8 @@ def init_app(app: Flask) -> None:
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.extensions["embed_origins"] = embed_origins(cfg.get("CHAT_EMBED_ORIGINS") or "")
     app.extensions["hsts"] = https
-    app.after_request(add_headers)
+    # Applied by bot.every_request's one after-hook.
+    app.extensions["security_headers"] = SecurityHeaders(app.extensions["embed_origins"], https)
     app.session_interface = NoCookieSession()
     install_log_redaction()
 
@@ -66,23 +67,40 @@ def embed_origins(value: str) -> tuple[str, ...]:
     return tuple(origins)
 
 
-def add_headers(response):
-    """Every response: a strict CSP, no sniffing, no referrer; HSTS behind https; no caching of pages."""
-    origins = current_app.extensions["embed_origins"]
-    framable = bool(origins) and request.blueprint in EMBEDDABLE
-    headers = response.headers
-    headers["Content-Security-Policy"] = CSP.format(ancestors=" ".join(origins) if framable else "'none'")
-    if not framable:
-        headers["X-Frame-Options"] = "DENY"  # for browsers that predate frame-ancestors
-    headers["X-Content-Type-Options"] = "nosniff"
-    headers["Referrer-Policy"] = "no-referrer"
-    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
-    if current_app.extensions["hsts"]:
-        headers["Strict-Transport-Security"] = HSTS
-    if "Cache-Control" not in headers:
-        # A shared or watched computer must not keep a conversation in its cache.
-        headers["Cache-Control"] = "no-store"
-    return response
+class SecurityHeaders:
+    """Every response: a strict CSP, no sniffing, no referrer; HSTS behind https; no caching of pages.
+
+    The headers are worked out once per app and added in one call: set one by one they cost a
+    texter's webhook about 10 µs (issue 17)."""
+
+    def __init__(self, origins: tuple[str, ...], https: bool):
+        def fixed(ancestors: str) -> list[tuple[str, str]]:
+            headers = [("Content-Security-Policy", CSP.format(ancestors=ancestors))]
+            if ancestors == "'none'":
+                headers.append(("X-Frame-Options", "DENY"))  # for browsers that predate frame-ancestors
+            headers += [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
+                        ("Permissions-Policy", "camera=(), microphone=(), geolocation=()")]
+            if https:
+                headers.append(("Strict-Transport-Security", HSTS))
+            return headers
+
+        self.plain = fixed("'none'")
+        self.framable = fixed(" ".join(origins)) if origins else self.plain
+        self._names = frozenset(name.lower() for name, _ in self.plain + self.framable)
+
+    def apply(self, response, blueprint: str | None):
+        headers = response.headers
+        ours = self.framable if blueprint in EMBEDDABLE else self.plain
+        present = {name.lower() for name in headers.keys()}
+        if present.isdisjoint(self._names):
+            headers.extend(ours)
+        else:
+            for name, value in ours:  # a view's own value is replaced, never doubled
+                headers[name] = value
+        if "cache-control" not in present:
+            # A shared or watched computer must not keep a conversation in its cache.
+            headers.add("Cache-Control", "no-store")
+        return response
 
 
 def redact(text: str) -> str:
