@@ -5,6 +5,7 @@ web side (bot.engine) loads and saves the record and carries the effects out.
 """
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import unicodedata
@@ -174,6 +175,7 @@ class FlowEngine:
         # Answers the flow knows word for word ("1", "yes", "menu", "consejero"): the model has nothing to add.
         self._known = frozenset().union(*(o.words for st in flow.states.values() for o in st.options),
                                         *(g.words for g in flow.globals), STOP_WORDS, START_WORDS, DELETE_WORDS)
+        self._triage_known = functools.lru_cache(maxsize=1024)(triage.assess) if triage is not None else None
         self._lock = threading.Lock()  # one conversation at a time walks the shared machine
         # The safety question (where a first message leads), and the states that ask it or lead to it.
         self._safety_state = flow.states[flow.initial].branches[0].to
@@ -233,7 +235,7 @@ class FlowEngine:
             return step
 
         # Danger is heard first, even in the middle of a delete confirmation, and by either reader.
-        danger, self_harm, raised = self._danger(step, conv, text, reading)
+        danger, self_harm, raised = self._danger(step, conv, text, word, reading)
         if conv.opted_out and carrier:
             # Never a word after STOP (the carrier would block it), but the counsellors hear of danger.
             if danger:
@@ -320,13 +322,16 @@ class FlowEngine:
     def is_emergency(self, text: str) -> bool:
         """Would this message be answered as an emergency, in whatever state (the rate limit asks)?"""
         text = clean(text)
-        return self._assess(text, self.read(text))[0] == "emergency"
+        word = normalize(text)
+        return self._assess(text, word, NOTHING if word in self._known else self.read(text))[0] == "emergency"
 
-    def _assess(self, text: str, reading: Reading) -> tuple[str, tuple, bool]:
+    def _assess(self, text: str, word: str, reading: Reading) -> tuple[str, tuple, bool]:
         """(level, matched, self_harm) of a message: triage's lexicon and the intent model together."""
         level, matched, self_harm, denied = "normal", (), False, False
         if self.triage is not None:
-            found = self.triage.assess(text)
+            # An answer the flow knows word for word ("1", "yes", "menu") from a small cache: the same
+            # few spellings come again and again, and they are nothing a texter told us.
+            found = (self._triage_known if word in self._known else self.triage.assess)(text)
             level, matched, self_harm, denied = found.level, tuple(found.matched), found.self_harm, found.denied
         if model_hears_danger(reading, denied):
             if level != "emergency":
@@ -337,10 +342,11 @@ class FlowEngine:
             level, matched = "high", matched + ("intent:disclosure",)
         return level, matched, self_harm
 
-    def _danger(self, step: Step, conv: Conversation, text: str, reading: Reading) -> tuple[bool, bool, bool]:
+    def _danger(self, step: Step, conv: Conversation, text: str, word: str,
+                reading: Reading) -> tuple[bool, bool, bool]:
         """Is this message an emergency (triage's lexicon or the intent model), about self-harm, and did
         it raise the conversation's risk?"""
-        level, matched, self_harm = self._assess(text, reading)
+        level, matched, self_harm = self._assess(text, word, reading)
         step.level, step.matched = level, matched
         raised = conv.raise_risk(level, matched)
         return level == "emergency", self_harm, raised
