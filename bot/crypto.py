@@ -17,6 +17,7 @@ import os
 import secrets
 from pathlib import Path
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -32,6 +33,22 @@ _json = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one p
 SEALED = b"hv1."  # how every value sealed now begins (a format version)
 FERNET = b"gAAAAA"  # how a Fernet token begins: version byte 0x80 and a timestamp's zero high bytes
 _KEY_ID, _NONCE, _TAG = 4, 12, 16  # bytes
+
+
+def _dumps(value: object) -> bytes:
+    """JSON for seal(): orjson, a fifth of the json module's cost (a message seals four values, issue
+    17); the json module for what orjson refuses (a lone surrogate, an integer past 64 bits)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return _json(value).encode()
+
+
+def _loads(raw: bytes) -> object:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)  # what the json module wrote above, or before: a lone surrogate as \ud800
 
 
 def is_sealed(value: bytes) -> bool:
@@ -64,11 +81,11 @@ class Vault:
 
     def seal(self, value: object) -> bytes:
         """JSON-encode and encrypt a value."""
-        return self._seal(_json(value).encode())
+        return self._seal(_dumps(value))
 
     def open(self, token: bytes | str) -> object:
         """Decrypt and JSON-decode a value written by seal(); raises InvalidToken when no key opens it."""
-        return json.loads(self._open(token.encode() if isinstance(token, str) else token))
+        return _loads(self._open(token.encode() if isinstance(token, str) else token))
 
     def rotate(self, token: bytes) -> bytes:
         """Re-encrypt a value under the newest key (and in the current format)."""

@@ -163,3 +163,19 @@ def test_values_written_with_fernet_still_open_and_rotate_to_the_current_format(
     rotated = redis_client.get("o:legacy")
     assert rotated.startswith(b"hv1.") and vault.open(rotated) == {"text": "written before"}
     assert 0 < redis_client.ttl("o:legacy") <= 3600
+
+
+@pytest.mark.parametrize("value", [
+    {"text": "quiero hablar con alguien 🙏", "at": 1796152550.345, "lang": "es"},
+    {"text": "half an emoji \ud83d"},  # a lone surrogate a web page can send: orjson refuses it, json does not
+    {"count": 2 ** 70},  # past 64 bits: orjson refuses it too
+    {1: "a number as a key comes back as a string, as with the json module"},
+])
+def test_whatever_a_texter_sends_seals_and_opens_to_the_same_value(keys, value):
+    vault = Vault(keys["new"], "h")
+    expected = {str(k): v for k, v in value.items()}
+    assert vault.open(vault.seal(value)) == expected
+    # A value sealed before orjson (the json module's ASCII escapes) opens the same.
+    import json
+
+    assert vault.open(vault._seal(json.dumps(value).encode())) == expected
