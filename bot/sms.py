@@ -40,10 +40,19 @@ def signature_valid() -> bool:
     if not (token and signature):
         return False
     validator = RequestValidator(token)
+    params = _Params(request.form.lists())
     # Twilio signs the URL with or without the default port; RequestValidator.validate always
     # computes both, here the second only when the first does not match.
-    return any(hmac.compare_digest(validator.compute_signature(uri, request.form).encode(), signature)
+    return any(hmac.compare_digest(validator.compute_signature(uri, params).encode(), signature)
                for uri in _signed_forms(signed_url()))
+
+
+class _Params(dict):
+    """A form as twilio's validator reads it, every value of a name from `getall`. Given werkzeug's
+    MultiDict, which has no getall, the validator raises and catches AttributeError for every
+    parameter: half the signature's cost (issue 17: 61 → 27 µs for a 20-field Twilio webhook)."""
+
+    getall = dict.__getitem__
 
 
 @lru_cache(maxsize=64)

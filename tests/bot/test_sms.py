@@ -53,6 +53,19 @@ def test_unknown_extra_parameters_are_signed_and_accepted(texter):
     assert texter.post(form).status_code == 200
 
 
+def test_a_parameter_sent_twice_is_signed_over_both_values(texter):
+    from werkzeug.datastructures import MultiDict
+
+    form = MultiDict(texter.form("hi"))
+    form.add("MediaUrl", "https://api.twilio.com/a")
+    form.add("MediaUrl", "https://api.twilio.com/b")
+    both = sign(texter.url, form)  # the library reads every value of a name, as Twilio signs them
+    first_only = sign(texter.url, form.to_dict())
+    assert both != first_only
+    assert texter.client.post(texter.url, data=form, headers={"X-Twilio-Signature": first_only}).status_code == 403
+    assert texter.client.post(texter.url, data=form, headers={"X-Twilio-Signature": both}).status_code == 200
+
+
 @pytest.mark.parametrize(
     "public_url, signed_as",
     [
