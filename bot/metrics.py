@@ -93,9 +93,20 @@ class Stats:
         self._pending: Counter = Counter()
         self._taken_at = 0.0
         self._lock = threading.Lock()
+        self._today = (0.0, 0.0, "")  # [start, end) of the local day last counted in, and its hash's key
 
     def day(self, ts: float) -> date:
         return datetime.fromtimestamp(ts, self.tz).date()
+
+    def _day_key(self, ts: float) -> str:
+        """The key of ts's local day, worked out once a day rather than once a message (issue 17)."""
+        start, end, key = self._today
+        if start <= ts < end:
+            return key
+        day = self.day(ts)
+        midnight = datetime.combine(day, datetime.min.time(), self.tz)  # a DST day is 23 or 25 hours long
+        self._today = (midnight.timestamp(), (midnight + timedelta(days=1)).timestamp(), day_key(day))
+        return self._today[2]
 
     # -- what a message adds, and writes inside someone else's pipeline ------------------
 
@@ -124,7 +135,7 @@ class Stats:
             daily[f"handoff|{reason}"] += 1
             daily[f"priority|{priority}"] += 1
         totals.update(self._take_pending(every=PENDING_EVERY))
-        return [(TOTALS, 0, totals), (day_key(self.day(now)), DAY_TTL, daily)]
+        return [(TOTALS, 0, totals), (self._day_key(now), DAY_TTL, daily)]
 
     def queued(self, pipe, conv_id: str, since: float) -> None:
         """Remember when a conversation was handed off, for its wait once a counsellor claims it."""

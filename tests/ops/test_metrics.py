@@ -99,3 +99,28 @@ def test_counsellor_messages_sent_and_refused_are_counted_by_channel(with_twilio
     metrics = scrape(client)
     assert value(metrics, "helpline_send_failures_total", '{channel="sms"}') == 1
     assert value(metrics, "helpline_messages_out_total", '{channel="sms"}') == bot_replies + 1  # Alice's first
+
+
+@pytest.mark.parametrize("midnight", [
+    "2026-03-08",  # the night the clocks go forward (a 23-hour day)
+    "2026-11-01",  # and back (25 hours)
+    "2026-12-02",
+])
+def test_a_message_just_before_local_midnight_and_one_just_after_count_on_their_own_days(
+        app, client, redis_client, midnight):
+    from datetime import date, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from bot.metrics import day_key
+
+    zone = ZoneInfo(app.config["HELPLINE_TIMEZONE"])
+    at = datetime.fromisoformat(midnight).replace(tzinfo=zone).timestamp()
+    helpline = app.extensions["helpline"]
+    counted = []
+    for moment in (at - 1, at, at + 1, at - 2):  # back across midnight too: a late retry of the day before
+        helpline.clock = lambda moment=moment: moment
+        Texter(client).send("hi")
+        day = datetime.fromtimestamp(moment, zone).date()
+        counted.append((str(day), int(redis_client.hget(day_key(day), "messages") or 0)))
+    before, after = str(date.fromisoformat(midnight) - timedelta(days=1)), midnight
+    assert counted == [(before, 1), (after, 1), (after, 2), (before, 2)]
