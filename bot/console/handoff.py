@@ -345,7 +345,9 @@ def end(counsellor: Counsellor, conv_id: str, answers: dict[str, str | list[str]
         holder, emergency = conv.counsellor, handoff_priority(conv, conv.slots.get("reason")) == "emergency"
         engine.end_handoff(conv)
         conv.slots["outcome"] = outcome
-        conv.slots.pop(followups.ASKED_FOR, None)
+        # Out of line for good: a texter who asks again later waits from then, not from this contact.
+        for slot in (followups.ASKED_FOR, "queued_at", "reason"):
+            conv.slots.pop(slot, None)
         effects += [
             lambda pipe: followups.forget(pipe, conv_id),
             lambda pipe: get_waiting().remove(pipe, conv_id),

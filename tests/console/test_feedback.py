@@ -97,7 +97,8 @@ def test_release_transfer_and_note_each_say_what_happened(held, console):
 def test_a_refused_change_says_why_and_no_banner(held, console):
     alice, conv_id = held
     answer = alice.post(f"/console/c/{conv_id}/transfer", {"to": "nobody"})
-    assert answer.status_code == 400 and "there is no counselor with that name" in answer.get_data(as_text=True)
+    assert answer.status_code == 400
+    assert "Not done: there is no counselor with that name." in answer.get_data(as_text=True)
     assert banner(answer) is None and banner(alice.get("/console/")) is None
 
 
@@ -147,7 +148,8 @@ def test_a_reply_twilio_never_took_shows_why_and_retry_sends_it_once(held, texte
     assert alice.post(f"/console/c/{conv_id}/retry/{outbound_id}").status_code == 302
     assert banner(alice.get(f"/console/c/{conv_id}")) == "Sending the reply again. Its status shows beside it."
     again = alice.post(f"/console/c/{conv_id}/retry/{outbound_id}")  # a double click
-    assert again.status_code == 409 and "already on its way again" in again.get_data(as_text=True)
+    assert again.status_code == 409
+    assert "Not sent again: this reply is already on its way again." in again.get_data(as_text=True)
     assert sends(staff) == 1
     run_jobs()
     assert to_texter(twilio_api, texter) == ["Are you still there?"]
@@ -215,7 +217,9 @@ def test_no_retry_after_stop(held, texter, twilio_api, run_jobs, staff):
     texter.send("STOP")
     assert ">Retry</button>" not in alice.get(f"/console/c/{conv_id}/live").get_data(as_text=True)
     answer = alice.post(f"/console/c/{conv_id}/retry/{outbound_id}")
-    assert answer.status_code == 409 and "The texter sent STOP" in answer.get_data(as_text=True)
+    assert answer.status_code == 409
+    assert ("Not sent again: The texter sent STOP. Nothing can be sent until they text START."
+            in answer.get_data(as_text=True))
     assert sends(staff) == 0
 
 
@@ -227,7 +231,8 @@ def test_no_retry_once_the_conversation_ended(held, console, texter, twilio_api,
     run_jobs()  # the closing message
     assert alice.post(f"/console/c/{conv_id}/retry/{outbound_id}").status_code == 403  # no longer hers to see
     answer = console("sam").post(f"/console/c/{conv_id}/retry/{outbound_id}")  # a supervisor sees it, ended
-    assert answer.status_code == 409 and "no counselor holds this conversation now" in answer.get_data(as_text=True)
+    assert answer.status_code == 409
+    assert "Not sent again: no counselor holds this conversation now." in answer.get_data(as_text=True)
     run_jobs()
     assert "Are you still there?" not in to_texter(twilio_api, texter)
 
@@ -251,7 +256,9 @@ def test_only_the_holder_may_retry_and_only_a_reply_of_this_conversation(held, c
     assert console("bob").post(f"/console/c/{conv_id}/retry/{outbound_id}").status_code == 403
     other = queued()
     alice.post(f"/console/claim/{other.id}")
-    assert alice.post(f"/console/c/{other.id}/retry/{outbound_id}").status_code == 400
+    elsewhere = alice.post(f"/console/c/{other.id}/retry/{outbound_id}")
+    assert elsewhere.status_code == 400
+    assert "Not sent again: there is no such reply in this conversation." in elsewhere.get_data(as_text=True)
     assert alice.post(f"/console/c/{conv_id}/retry/not-an-id").status_code == 404
     assert sends(staff) == 0
 
