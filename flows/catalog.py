@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -27,6 +27,9 @@ class Catalog:
     texts: dict[str, dict[str, str]]
     lines: dict[str, dict[str, int]]
     paths: dict[str, Path]
+    # (lang, key) -> its placeholders, worked out the first time: every message renders a few (issue 17).
+    _wanted: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict, init=False, repr=False,
+                                                           compare=False)
 
     @classmethod
     def load(cls, folder: Path | str = HERE / "catalogs", languages=LANGUAGES) -> "Catalog":
@@ -59,5 +62,9 @@ class Catalog:
             raise CatalogError(f"no message {key!r}")
         return text.format_map(_Blank(values)) if "{" in text else text
 
-    def placeholders(self, lang: str, key: str) -> set[str]:
-        return {name for _, name, _, _ in string.Formatter().parse(self.texts[lang][key]) if name}
+    def placeholders(self, lang: str, key: str) -> frozenset[str]:
+        wanted = self._wanted.get((lang, key))
+        if wanted is None:
+            wanted = self._wanted[lang, key] = frozenset(
+                name for _, name, _, _ in string.Formatter().parse(self.texts[lang][key]) if name)
+        return wanted

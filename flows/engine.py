@@ -736,7 +736,7 @@ class FlowEngine:
         # A channel may word a message its own way ("welcome@web" says chat, not text).
         if self.catalog.has(lang, f"{key}@{conv.channel}"):
             key = f"{key}@{conv.channel}"
-        wanted = self.catalog.placeholders(lang, key) if self.catalog.has(lang, key) else set()
+        wanted = self.catalog.placeholders(lang, key) if self.catalog.has(lang, key) else frozenset()
         values = dict(values)
         values.setdefault("name", self.helpline_name)
         if "resources" in wanted:
