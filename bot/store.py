@@ -53,8 +53,8 @@ if ARGV[4] == '1' then
 end
 local locked = redis.call('get', KEYS[1]) == ARGV[1]  -- taken already by this very call, tried again
 if not locked then locked = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) end
-return {hits, locked and 1 or 0, redis.call('get', KEYS[2]), redis.call('get', KEYS[3]),
-        read and redis.call('get', KEYS[#KEYS])}
+-- No stored answer here (it returned above): `previous` is false, not KEYS[3] read a second time.
+return {hits, locked and 1 or 0, redis.call('get', KEYS[2]), false, read and redis.call('get', KEYS[#KEYS])}
 """
 
 # Everything a message writes, then the unlock, as one command (see ConversationStore.commit).
@@ -83,8 +83,11 @@ for k = 5, #KEYS do
   local ttl = ARGV[i]
   i = i + 1
   a, b = list(2)
-  for j = a, b, 2 do redis.call('hincrby', KEYS[k], ARGV[j], ARGV[j + 1]) end
-  if ttl ~= '0' and b >= a then redis.call('expire', KEYS[k], ttl) end
+  local fresh = false  -- a field counted for the first time: the hash may be new and needs its TTL
+  for j = a, b, 2 do
+    if redis.call('hincrby', KEYS[k], ARGV[j], ARGV[j + 1]) == tonumber(ARGV[j + 1]) then fresh = true end
+  end
+  if ttl ~= '0' and fresh then redis.call('expire', KEYS[k], ttl) end
 end
 if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
 return 1

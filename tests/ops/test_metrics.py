@@ -111,7 +111,7 @@ def test_a_message_just_before_local_midnight_and_one_just_after_count_on_their_
     from datetime import date, datetime, timedelta
     from zoneinfo import ZoneInfo
 
-    from bot.metrics import day_key
+    from bot.metrics import DAY_TTL, day_key
 
     zone = ZoneInfo(app.config["HELPLINE_TIMEZONE"])
     at = datetime.fromisoformat(midnight).replace(tzinfo=zone).timestamp()
@@ -124,3 +124,6 @@ def test_a_message_just_before_local_midnight_and_one_just_after_count_on_their_
         counted.append((str(day), int(redis_client.hget(day_key(day), "messages") or 0)))
     before, after = str(date.fromisoformat(midnight) - timedelta(days=1)), midnight
     assert counted == [(before, 1), (after, 1), (after, 2), (before, 2)]
+    # Each day's counters are kept for DAY_TTL from when the day began to be counted, then go.
+    for day in (before, after):
+        assert DAY_TTL - 60 < redis_client.ttl(day_key(date.fromisoformat(day))) <= DAY_TTL
