@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from rq.registry import FailedJobRegistry
+from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from bot import create_app
 from bot.cli import GUNICORN_THREADS
@@ -109,7 +109,7 @@ def test_two_web_processes_and_two_workers_lose_nothing_and_answer_nothing_twice
     assert not errors, errors[:3]
 
     app = create_app(config)
-    store, waiting, queue = app.extensions["store"], app.extensions["waiting"], app.extensions["queue"]
+    store, waiting, queues = app.extensions["store"], app.extensions["waiting"], app.extensions["queues"]
     helpline = app.extensions["helpline"]
     for person in people:
         assert all(person.answers.values()), "every message got an answer"
@@ -124,12 +124,16 @@ def test_two_web_processes_and_two_workers_lose_nothing_and_answer_nothing_twice
         assert waiting.position(conv_id) is not None
     assert waiting.depth() == TEXTERS
 
-    # The workers told the counsellors about every conversation: the queue drains, nothing failed.
+    # The workers told the counsellors about every conversation: every job has run (none waiting, none
+    # still running, where a failure would not show yet), and none failed.
+    def drained() -> bool:
+        return not any(q.count or StartedJobRegistry(queue=q).count for q in queues)
+
     deadline = time.monotonic() + 30
-    while queue.count and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert queue.count == 0
-    assert FailedJobRegistry(queue=queue).count == 0
+    while not drained() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert drained()
+    assert [FailedJobRegistry(queue=q).count for q in queues] == [0] * len(queues)
 
     # Counters from four web processes add up, whichever process is asked; the workers keep /healthz green.
     for url in cluster:
