@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 EXEC = b"*1\r\n$4\r\nEXEC\r\n"
+# Sent after a cut EXEC: Redis answers commands in order, so its PONG means the EXEC has run.
+PING, PONG = b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n"
 
 
 class CuttingProxy:
@@ -50,7 +52,7 @@ class CuttingProxy:
                     client.close()
                     continue
             upstream = socket.create_connection(self.target)
-            link = {"cut": False}
+            link = {"cut": False, "ran": threading.Event()}
             threading.Thread(target=self._to_server, args=(client, upstream, link), daemon=True).start()
             threading.Thread(target=self._to_client, args=(upstream, client, link), daemon=True).start()
 
@@ -72,8 +74,8 @@ class CuttingProxy:
                     break
                 if mode == "after_exec":
                     link["cut"] = True  # Redis's answer to this EXEC never reaches the app
-                    upstream.sendall(data)
-                    time.sleep(0.2)  # let Redis run it
+                    upstream.sendall(data + PING)
+                    link["ran"].wait(5)  # until Redis has run it (its PONG came back), then the cut
                     break
                 upstream.sendall(data)
         except OSError:
@@ -81,10 +83,15 @@ class CuttingProxy:
         _close(client, upstream)
 
     def _to_client(self, upstream, client, link) -> None:
+        swallowed = b""
         try:
             while data := upstream.recv(65536):
                 if link["cut"]:
-                    break
+                    swallowed += data
+                    if swallowed.endswith(PONG):
+                        link["ran"].set()
+                        break
+                    continue
                 client.sendall(data)
         except OSError:
             pass
