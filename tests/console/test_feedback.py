@@ -218,7 +218,7 @@ def test_no_retry_after_stop(held, texter, twilio_api, run_jobs, staff):
     assert ">Retry</button>" not in alice.get(f"/console/c/{conv_id}/live").get_data(as_text=True)
     answer = alice.post(f"/console/c/{conv_id}/retry/{outbound_id}")
     assert answer.status_code == 409
-    assert ("Not sent again: The texter sent STOP. Nothing can be sent until they text START."
+    assert ('role="alert">Not sent again: The texter sent STOP. Nothing can be sent until they text START.</p>'
             in answer.get_data(as_text=True))
     assert sends(staff) == 0
 
