@@ -5,6 +5,7 @@ import json
 import threading
 import time
 
+import orjson
 import redis
 from flask import Response, current_app, request
 
@@ -34,9 +35,10 @@ def publish(pipe, kind: str, conv_id: str, **data) -> None:
         pipe.publish(channel, message)
 
 
-def messages(kind: str, conv_id: str, **data) -> list[tuple[str, str]]:
+def messages(kind: str, conv_id: str, **data) -> list[tuple[str, bytes]]:
     """The (channel, message) pairs that publish() sends, for a save that publishes them itself."""
-    message = json.dumps({"kind": kind, "conv": conv_id, "at": time.time(), **data})
+    # orjson: every message publishes one, and the json module cost a fifth of its cost (issue 17).
+    message = orjson.dumps({"kind": kind, "conv": conv_id, "at": time.time(), **data})
     channels = [conversation_channel(conv_id)] if kind in CONVERSATION_ONLY else [CONSOLE, conversation_channel(conv_id)]
     return [(channel, message) for channel in channels]
 
