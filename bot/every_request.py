@@ -37,5 +37,5 @@ def init_app(app: Flask) -> None:
         if endpoint in TIMED_ENDPOINTS:
             stats.observe_latency(endpoint, took)
         logs.log_request(response, took)
-        response.headers.add("X-Request-Id", here.request_id)
+        response.headers["X-Request-Id"] = here.request_id  # replaces one a view or a proxied answer brought
         return response

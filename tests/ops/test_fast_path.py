@@ -66,3 +66,117 @@ def test_what_is_sealed_now_opens_the_same_now_before_orjson_and_after_a_rollbac
     assert vault.open(sealed) == expected
     assert old_open(vault, sealed) == expected  # a rollback to the code before orjson reads it
     assert vault.open(old_seal(vault, value)) == expected  # a value written before orjson
+
+
+# -- every response: the security headers once each, the request id once (one after-hook) -------------
+
+from flask import Response, abort, redirect  # noqa: E402
+
+from bot import create_app  # noqa: E402
+from tests.conftest import Texter, sign  # noqa: E402
+
+PARTNER = "https://partner.example.org"
+SECURITY = ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy", "Permissions-Policy")
+
+
+def built(config, https: bool, embed: bool):
+    if https:
+        config["PUBLIC_URL"] = "https://help.example.org"
+    if embed:
+        config["CHAT_EMBED_ORIGINS"] = PARTNER
+    app = create_app(config)
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # a view that fails answers 500, as in production
+
+    # Views a test may add (not the help line's code): one that fails, one that sets the headers itself,
+    # one that streams, one that redirects.
+    @app.get("/__fails")
+    def fails():
+        raise RuntimeError("a view that fails")
+
+    @app.get("/__own_headers")
+    def own_headers():
+        return Response("x", headers={"X-Frame-Options": "SAMEORIGIN", "Content-Security-Policy": "default-src *",
+                                      "Cache-Control": "max-age=60", "X-Request-Id": "from-the-view",
+                                      "Referrer-Policy": "unsafe-url"})
+
+    @app.get("/__streams")
+    def streams():
+        return Response((f"data: {n}\n\n" for n in range(3)), mimetype="text/event-stream")
+
+    @app.get("/__too_large")
+    def too_large():
+        abort(413)
+
+    @app.get("/__elsewhere")
+    def elsewhere():
+        return redirect("/chat")
+
+    return app
+
+
+def signed_sms(client):
+    texter = Texter(client, "+16615550123")
+    form = texter.form("hi")
+    return client.post("/sms", data=form, headers={"X-Twilio-Signature": sign(texter.url, form)})
+
+
+ANSWERS = {
+    "chat page": lambda c: c.get("/chat"),
+    "chat page HEAD": lambda c: c.head("/chat"),
+    "chat page OPTIONS": lambda c: c.options("/chat"),
+    "chat api": lambda c: c.post("/chat/api/session", json={"lang": "en"}),
+    "chat api refusal": lambda c: c.post("/chat/api/messages", json={}),
+    "chat events HEAD": lambda c: c.head("/chat/api/events?token=x"),
+    "sms twiml": signed_sms,
+    "sms refused": lambda c: c.post("/sms", data={"From": "+16615550123"}),
+    "sms GET (405)": lambda c: c.get("/sms"),
+    "chat api too large (413)": lambda c: c.post("/chat/api/messages", data=b"x" * (65 * 1024), content_type="application/json"),
+    "abort(413)": lambda c: c.get("/__too_large"),
+    "view fails (500)": lambda c: c.get("/__fails"),
+    "view set its own headers": lambda c: c.get("/__own_headers"),
+    "streamed": lambda c: c.get("/__streams"),
+    "redirect": lambda c: c.get("/__elsewhere"),
+    "console redirect": lambda c: c.get("/console/"),
+    "console sign-in": lambda c: c.get("/console/signin"),
+    "healthz": lambda c: c.get("/healthz"),
+    "metrics": lambda c: c.get("/metrics"),
+    "not found": lambda c: c.get("/nowhere"),
+    "not found under /chat": lambda c: c.get("/chat/nowhere"),
+    "static file": lambda c: c.get("/static/chat.js"),
+    "favicon": lambda c: c.get("/favicon.ico"),
+}
+
+
+@pytest.mark.parametrize("https, embed", [(False, False), (True, True)], ids=["plain", "https+embed"])
+@pytest.mark.parametrize("what", ANSWERS)
+def test_every_answer_carries_each_security_header_and_a_request_id_exactly_once(config, what, https, embed):
+    app = built(config, https, embed)
+    try:
+        answer = ANSWERS[what](app.test_client())
+        headers = answer.headers
+        framed = embed and what.startswith("chat ")  # the chat blueprint's answers, as before issue 17
+        for name in SECURITY:
+            assert len(headers.getlist(name)) == 1, (name, headers.getlist(name))
+        csp = headers["Content-Security-Policy"]
+        assert csp.endswith(f"frame-ancestors {PARTNER}" if framed else "frame-ancestors 'none'")
+        assert headers.getlist("X-Frame-Options") == ([] if framed else ["DENY"])
+        assert headers["Referrer-Policy"] == "no-referrer" and headers["X-Content-Type-Options"] == "nosniff"
+        assert headers.getlist("Strict-Transport-Security") == (["max-age=31536000"] if https else [])
+        assert len(headers.getlist("Cache-Control")) == 1
+        if what not in ("static file", "favicon", "view set its own headers"):
+            assert headers["Cache-Control"] == "no-store"
+        # One id, the request's (a view's own X-Request-Id is replaced, as before issue 17, not doubled).
+        ids = headers.getlist("X-Request-Id")
+        assert len(ids) == 1 and ids[0] != "from-the-view", ids
+        answer.close()
+    finally:
+        app.extensions["redis"].close()
+
+
+def test_a_request_id_from_the_proxy_comes_back_once_even_on_errors(config):
+    app = built(config, False, False)
+    client = app.test_client()
+    for path in ("/healthz", "/nowhere", "/__fails", "/sms"):
+        answer = client.get(path, headers={"X-Request-Id": "abc123def456"})
+        assert answer.headers.getlist("X-Request-Id") == ["abc123def456"], path
+    app.extensions["redis"].close()
