@@ -9,6 +9,7 @@ import json
 
 import pytest
 from cryptography.fernet import Fernet
+from zoneinfo import ZoneInfo
 
 from bot.crypto import Vault
 
@@ -180,3 +181,29 @@ def test_a_request_id_from_the_proxy_comes_back_once_even_on_errors(config):
         answer = client.get(path, headers={"X-Request-Id": "abc123def456"})
         assert answer.headers.getlist("X-Request-Id") == ["abc123def456"], path
     app.extensions["redis"].close()
+
+
+# -- a message's day (the day key worked out once a local day) --------------------------------------
+
+
+@pytest.mark.parametrize("midnight", ["2026-03-08", "2026-11-01", "2026-12-02"])
+def test_a_message_in_the_last_microsecond_before_midnight_counts_on_the_day_its_time_reads(
+        app, client, redis_client, midnight):
+    """datetime reads a time to the microsecond, rounded: a message half a microsecond before
+    midnight reads as the new day, and was always counted there. The day worked out once for the
+    day's earlier messages must not keep it on the day before."""
+    import math
+    from datetime import datetime
+
+    from bot.metrics import day_key
+
+    zone = ZoneInfo(app.config["HELPLINE_TIMEZONE"])
+    at = datetime.fromisoformat(midnight).replace(tzinfo=zone).timestamp()
+    last = math.nextafter(math.nextafter(at, 0), 0)  # ~0.48 µs before midnight: it reads as midnight
+    helpline = app.extensions["helpline"]
+    for moment in (at - 60, last):
+        helpline.clock = lambda moment=moment: moment
+        Texter(client).send("hi")
+    reads = datetime.fromtimestamp(last, zone).date()
+    assert str(reads) == midnight  # how Python reads that moment (what the count always followed)
+    assert int(redis_client.hget(day_key(reads), "messages") or 0) == 1
