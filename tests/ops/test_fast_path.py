@@ -6,6 +6,7 @@ Sealed values (orjson), every response's headers and request id (one after-hook)
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from cryptography.fernet import Fernet
@@ -207,3 +208,51 @@ def test_a_message_in_the_last_microsecond_before_midnight_counts_on_the_day_its
     reads = datetime.fromtimestamp(last, zone).date()
     assert str(reads) == midnight  # how Python reads that moment (what the count always followed)
     assert int(redis_client.hget(day_key(reads), "messages") or 0) == 1
+
+
+# -- the Twilio signature (computed over the form's lists) -----------------------------------------
+
+
+@pytest.mark.parametrize("extra", [
+    [("MediaUrl0", "https://a.example/1"), ("MediaUrl0", "https://a.example/2")],  # a name sent twice
+    [("MediaUrl0", ""), ("MediaUrl0", "")],  # empty, twice
+    [("FromCity", "Bakersfield ñ 🙏"), ("Body2", "")],
+    [("getall", "x"), ("keys", "y"), ("items", "z"), ("getlist", "w"), ("__getitem__", "v")],  # named like methods
+], ids=["repeated", "empty", "unicode", "method names"])
+def test_a_webhook_twilio_signed_is_answered_and_the_same_one_altered_is_refused(client, extra):
+    from twilio.request_validator import RequestValidator
+    from werkzeug.datastructures import MultiDict
+
+    from tests.conftest import AUTH_TOKEN
+
+    texter = Texter(client)
+    base = texter.form("hi")
+    form = MultiDict([*base.items(), *extra])
+    # What Twilio signs: every value of every name (the library's own algorithm, over werkzeug's form).
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(texter.url, form)
+    answer = client.post(texter.url, data=form, headers={"X-Twilio-Signature": signature})
+    assert answer.status_code == 200 and answer.mimetype == "text/xml"
+    altered = MultiDict([*base.items(), *extra[:-1], (extra[-1][0], extra[-1][1] + "!")])  # only the last value
+    refused = client.post(texter.url, data=altered, headers={"X-Twilio-Signature": signature})
+    assert refused.status_code == 403
+
+
+# -- /metrics: the webhooks a texter waits on, timed once each (one after-hook) ---------------------
+
+
+def test_each_chat_message_and_each_sms_webhook_is_timed_once_refusals_included_and_nothing_else(client):
+    from tests.ops.test_metrics import scrape, value
+
+    texter = Texter(client)
+    texter.send("hi")
+    assert client.post("/sms", data={"From": texter.number}).status_code == 403  # unsigned: refused, still timed
+    token = client.post("/chat/api/session", json={"lang": "en"}).get_json()["token"]
+    for n in range(2):
+        assert client.post("/chat/api/messages", json={"token": token, "text": "hi", "client_id": f"m{n}"}).status_code == 200
+    assert client.post("/chat/api/messages", json={"token": token}).status_code == 400
+    client.get("/chat"), client.get("/healthz"), client.get("/nowhere")  # not webhooks: not timed
+    metrics = scrape(client)
+    assert value(metrics, "helpline_webhook_seconds_count", '{endpoint="sms.inbound"}') == 2
+    assert value(metrics, "helpline_webhook_seconds_count", '{endpoint="chat.post_message"}') == 3
+    assert sorted(re.findall(r'^helpline_webhook_seconds_count\{endpoint="([^"]+)"\}', metrics, re.M)) == [
+        "chat.post_message", "sms.inbound"]
