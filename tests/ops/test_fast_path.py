@@ -256,3 +256,24 @@ def test_each_chat_message_and_each_sms_webhook_is_timed_once_refusals_included_
     assert value(metrics, "helpline_webhook_seconds_count", '{endpoint="chat.post_message"}') == 3
     assert sorted(re.findall(r'^helpline_webhook_seconds_count\{endpoint="([^"]+)"\}', metrics, re.M)) == [
         "chat.post_message", "sms.inbound"]
+
+
+# -- live events (written by orjson) ------------------------------------------------------------------
+
+
+def test_a_live_event_with_a_counsellors_accented_name_reaches_the_console_and_chat_streams_whole(redis_client):
+    from bot import events
+
+    console = events.subscribe(redis_client, events.CONSOLE)
+    chat = events.subscribe(redis_client, events.conversation_channel("c1"))
+    try:
+        pipe = redis_client.pipeline(transaction=True)
+        events.publish(pipe, "transferred", "c1", by="Ana María 🙏", to="José")
+        pipe.execute()
+        for pubsub in (console, chat):
+            heard = next(e for e in events.listen(pubsub, seconds=5, heartbeat=5) if e is not None)
+            assert {k: heard[k] for k in ("kind", "conv", "by", "to")} == {
+                "kind": "transferred", "conv": "c1", "by": "Ana María 🙏", "to": "José"}
+            assert isinstance(heard["at"], float)
+    finally:
+        console.close(), chat.close()
