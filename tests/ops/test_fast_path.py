@@ -139,6 +139,10 @@ ANSWERS = {
     "streamed": lambda c: c.get("/__streams"),
     "redirect": lambda c: c.get("/__elsewhere"),
     "console redirect": lambda c: c.get("/console/"),
+    "slash redirect": lambda c: c.get("/console"),
+    "not found /chat/": lambda c: c.get("/chat/"),
+    "sms HEAD": lambda c: c.head("/sms"),
+    "sms OPTIONS": lambda c: c.options("/sms"),
     "console sign-in": lambda c: c.get("/console/signin"),
     "healthz": lambda c: c.get("/healthz"),
     "metrics": lambda c: c.get("/metrics"),
@@ -277,3 +281,21 @@ def test_a_live_event_with_a_counsellors_accented_name_reaches_the_console_and_c
             assert isinstance(heard["at"], float)
     finally:
         console.close(), chat.close()
+
+
+def test_a_chats_live_stream_carries_the_headers_once_and_may_be_framed_by_the_partner(config):
+    app = built(config, True, True)
+    client = app.test_client()
+    token = client.post("/chat/api/session", json={"lang": "en"}).get_json()["token"]
+    answer = client.get(f"/chat/api/events?token={token}", buffered=False)
+    try:
+        assert answer.mimetype == "text/event-stream"
+        assert next(answer.response).startswith(b"retry:")  # the stream is open
+        headers = answer.headers
+        for name in SECURITY + ("Strict-Transport-Security", "Cache-Control", "X-Request-Id"):
+            assert len(headers.getlist(name)) == 1, name
+        assert headers["Content-Security-Policy"].endswith(f"frame-ancestors {PARTNER}")
+        assert "X-Frame-Options" not in headers and headers["Cache-Control"] == "no-store"
+    finally:
+        answer.close()
+        app.extensions["redis"].close()
