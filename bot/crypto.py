@@ -39,7 +39,9 @@ def _dumps(value: object) -> bytes:
     """JSON for seal(): orjson, a fifth of the json module's cost (a message seals four values, issue
     17); the json module for what orjson refuses (a lone surrogate, an integer past 64 bits)."""
     try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+        # Passed through (so refused, as the json module refuses them) rather than written as orjson would.
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+                            | orjson.OPT_PASSTHROUGH_DATETIME)
     except TypeError:
         return _json(value).encode()
 

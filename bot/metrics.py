@@ -107,8 +107,9 @@ class Stats:
         midnight = datetime.combine(day, datetime.min.time(), self.tz)  # a DST day is 23 or 25 hours long
         # Its last microsecond is left out: datetime rounds a time to the microsecond, and one half a
         # microsecond before midnight reads as the next day (day() works it out each time).
-        self._today = (midnight.timestamp(), (midnight + timedelta(days=1)).timestamp() - 1e-6, day_key(day))
-        return self._today[2]
+        key = day_key(day)
+        self._today = (midnight.timestamp(), (midnight + timedelta(days=1)).timestamp() - 1e-6, key)
+        return key
 
     # -- what a message adds, and writes inside someone else's pipeline ------------------
 
