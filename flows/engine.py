@@ -329,8 +329,9 @@ class FlowEngine:
         """(level, matched, self_harm) of a message: triage's lexicon and the intent model together."""
         level, matched, self_harm, denied = "normal", (), False, False
         if self.triage is not None:
-            # An answer the flow knows word for word ("1", "yes", "menu") from a small cache: the same
-            # few spellings come again and again, and they are nothing a texter told us.
+            # An answer the flow knows word for word ("1", "yes", "menu", "not safe") from a small cache:
+            # the same few spellings come again and again. It holds only the flow's own option words as
+            # typed (at most 1,024 spellings, in this process's memory), never a sentence of a texter's.
             found = (self._triage_known if word in self._known else self.triage.assess)(text)
             level, matched, self_harm, denied = found.level, tuple(found.matched), found.self_harm, found.denied
         if model_hears_danger(reading, denied):
