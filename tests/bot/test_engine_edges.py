@@ -410,3 +410,25 @@ def test_a_texter_who_sent_a_tip_then_asks_for_a_counsellor_has_waited_since_the
     today = stats.day(time.time())
     [waited] = stats.waits(today, today)
     assert waited >= 600
+
+
+@pytest.mark.parametrize("asked, hour, length, night", [("tomorrow after 6", 18, 3 * 3600, False),
+                                                        ("tomorrow at 11 pm", 23, None, True)])
+def test_a_check_in_the_texter_asks_for_is_kept_for_the_worker_at_their_time(app, texter, asked, hour, length,
+                                                                             night):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from bot import followups
+
+    for body in ("hi", "1", "5", "1", "93305"):  # find help near me, food, a ZIP code: then the offer
+        texter.send(body)
+    assert texter.send(asked).startswith("OK, we will text you once, tomorrow, ")
+
+    with app.app_context():
+        [found] = followups.of_conversation(cid_of(app, texter))
+    start = datetime.fromtimestamp(found.start, ZoneInfo(app.config["HELPLINE_TIMEZONE"]))
+    assert (found.kind, found.by, found.status, found.chosen_quiet) == ("check_in", followups.TEXTER, "scheduled", night)
+    assert start.hour == hour and found.start > time.time() and found.end > found.start
+    if length:
+        assert found.end - found.start == length
