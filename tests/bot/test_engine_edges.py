@@ -432,3 +432,49 @@ def test_a_check_in_the_texter_asks_for_is_kept_for_the_worker_at_their_time(app
     assert start.hour == hour and found.start > time.time() and found.end > found.start
     if length:
         assert found.end - found.start == length
+
+
+# -- a blocked sender, the answer to a counsellor's check-in ------------------------------------
+
+
+def test_a_blocked_sender_gets_the_national_lines_once_then_nothing_and_never_reaches_the_line(app, texter):
+    from bot import blocking
+
+    texter.send("hi")
+    cid = cid_of(app, texter)
+    blocking.block(app.extensions["store"], app.extensions["waiting"], cid, "sam", "24h", "threatened the counsellors",
+                   time.time())
+
+    first = texter.send("i want to talk to a counselor")
+    assert first.startswith("We cannot answer your messages for now") and "911" in first
+    assert [texter.send(body) for body in ("1", "counselor")] == ["", ""]  # told once, not on every message
+    assert in_line(app) == [] and app.extensions["store"].load(cid).handoff is None
+    assert [(e["from"], e["text"]) for e in transcript(app, texter)][-4:] == [
+        ("texter", "i want to talk to a counselor"), ("bot", first), ("texter", "1"), ("texter", "counselor")]
+
+
+def test_a_block_ends_when_its_time_is_up(app, texter):
+    from bot import blocking
+
+    texter.send("hi")
+    blocking.block(app.extensions["store"], app.extensions["waiting"], cid_of(app, texter), "sam", "24h",
+                   "threatened the counsellors", time.time())
+    assert texter.send("hello?").startswith("We cannot answer your messages for now")
+    app.extensions["helpline"].clock = lambda: time.time() + 24 * 3600 + 1  # a day later
+
+    assert "How can we help" in texter.send("0")
+
+
+def test_answering_a_counsellors_check_in_puts_the_texter_back_in_line_for_that_counsellor(app, texter, redis_client):
+    from bot import followups
+
+    texter.send("hi")
+    store, cid = app.extensions["store"], cid_of(app, texter)
+    session = store.begin(cid)  # alice's check-in went out, as workers.followups leaves the conversation
+    session.conv.slots.update({followups.SENT_SLOT: {"by": "alice", "at": time.time()}, "consent": True})
+    store.commit(session, session.conv)
+
+    assert "in line" in texter.send("ok now is good")
+
+    assert in_line(app) == [cid]
+    assert redis_client.hget(followups.PREFERRED, cid) == b"alice"  # the next-texter button gives it to alice first
