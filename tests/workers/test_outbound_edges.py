@@ -18,11 +18,14 @@ from bot.console import accounts
 from bot.engine import Inbound
 from bot.errors import SendFailed
 from bot.store import conv_key, transcript_key
-from tests.console.conftest import PASSWORD, Console, queued  # noqa: F401 (queued: a fixture)
-from tests.workers.test_sender import posts, record, reply
+from tests.console import conftest as console_fixtures
+from tests.console.conftest import PASSWORD, Console
+from tests.workers.test_sender import record, reply
 
 LONG = ("This is a long message about the places that can help you tonight. " * 30).strip()  # two parts
 LOCAL = {"REMOTE_ADDR": "127.0.0.1"}  # /metrics answers a direct local request
+
+queued = console_fixtures.queued  # the fixture: a conversation put in the waiting queue as the handoff does
 
 
 @pytest.fixture
@@ -300,7 +303,8 @@ def test_a_retried_reply_that_fails_again_counts_its_attempts_afresh(sending, ap
     sending.fail_next(status=500, times=4)
     alice.post(f"/console/c/{conv_id}/reply", {"text": "Are you still there?"})
     run_jobs()
-    (outbound_id,) = re.findall(r"/retry/([0-9a-f]{24})", alice.get(f"/console/c/{conv_id}/live").get_data(as_text=True))
+    live = alice.get(f"/console/c/{conv_id}/live").get_data(as_text=True)
+    (outbound_id,) = re.findall(r"/retry/([0-9a-f]{24})", live)
 
     sending.fail_next(status=500, times=4)
     assert alice.post(f"/console/c/{conv_id}/retry/{outbound_id}").status_code == 302
@@ -382,9 +386,11 @@ def test_each_reply_is_counted_once_as_sent_or_as_failed_by_channel(sending, app
     _, conv_id = queued_texter()
     with app.app_context():
         web_id = app.extensions["helpline"].handle(Inbound("web", "session-token-8", "hi", message_id="w8")).conv_id
-    counted = lambda: [metric(client, name, channel) for name in ("helpline_messages_out_total",  # noqa: E731
-                                                                  "helpline_send_failures_total")
-                       for channel in ("sms", "web")]
+
+    def counted() -> list[float]:  # sent by SMS, sent by web chat, failed by SMS, failed by web chat
+        names = ("helpline_messages_out_total", "helpline_send_failures_total")
+        return [metric(client, name, channel) for name in names for channel in ("sms", "web")]
+
     before = counted()
 
     reply(app, conv_id, "Hi, this is Ana.")
