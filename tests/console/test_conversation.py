@@ -110,7 +110,7 @@ def test_without_consent_the_reply_box_is_disabled_with_the_reason(console, queu
     conv = queued(consent=False, kind="tip")
     alice.post(f"/console/claim/{conv.id}")
     page = alice.get(f"/console/c/{conv.id}").get_data(as_text=True)
-    assert "The texter has not agreed to be texted at this number." in page
+    assert 'id="why-not" >The texter has not agreed to be texted at this number.</p>' in page
     answer = alice.post(f"/console/c/{conv.id}/reply", {"text": "hello"})
     assert answer.status_code == 409
     assert sends(staff) == 0
