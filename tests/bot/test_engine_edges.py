@@ -476,5 +476,5 @@ def test_answering_a_counsellors_check_in_puts_the_texter_back_in_line_for_that_
 
     assert "in line" in texter.send("ok now is good")
 
-    assert in_line(app) == [cid]
+    assert in_line(app) == [cid] and store.load(cid).handoff == "waiting"  # the console lists it as waiting
     assert redis_client.hget(followups.PREFERRED, cid) == b"alice"  # the next-texter button gives it to alice first
