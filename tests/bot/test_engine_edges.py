@@ -478,3 +478,18 @@ def test_answering_a_counsellors_check_in_puts_the_texter_back_in_line_for_that_
 
     assert in_line(app) == [cid] and store.load(cid).handoff == "waiting"  # the console lists it as waiting
     assert redis_client.hget(followups.PREFERRED, cid) == b"alice"  # the next-texter button gives it to alice first
+
+
+def test_a_supervisor_looking_at_a_texter_who_left_the_line_sees_no_reason_to_be_in_it(app, texter):
+    with app.app_context():
+        accounts.add(app.extensions["redis"], "sam", PASSWORD, True)
+    sam = Console(app, "sam")
+    assert sam.sign_in().status_code == 302
+    join_the_line(texter)
+    cid = cid_of(app, texter)
+    assert "<dt>Reason</dt><dd>asked for a counselor</dd>" in sam.get(f"/console/c/{cid}").get_data(as_text=True)
+
+    texter.send("cancel")
+    assert "left the line" in texter.send("yes")
+
+    assert "<dt>Reason</dt><dd>—</dd>" in sam.get(f"/console/c/{cid}").get_data(as_text=True)
