@@ -493,3 +493,15 @@ def test_a_supervisor_looking_at_a_texter_who_left_the_line_sees_no_reason_to_be
     assert "left the line" in texter.send("yes")
 
     assert "<dt>Reason</dt><dd>—</dd>" in sam.get(f"/console/c/{cid}").get_data(as_text=True)
+
+
+def test_a_tipster_a_counsellor_put_back_in_line_can_still_leave_the_line(app, alice, texter):
+    for body in ("hi", "1", "4", "I saw a van outside the motel every night", "done", "yes"):
+        texter.send(body)
+    cid = cid_of(app, texter)
+    assert alice.post(f"/console/claim/{cid}").status_code == 302
+    assert alice.post(f"/console/c/{cid}/release").status_code == 302  # back in line, as a tip: no reason of its own
+
+    assert "Leave the line" in texter.send("cancel")
+    assert "left the line" in texter.send("yes")
+    assert in_line(app) == [] and app.extensions["store"].load(cid).handoff is None
