@@ -451,6 +451,10 @@ def test_a_blocked_sender_gets_the_national_lines_once_then_nothing_and_never_re
     assert in_line(app) == [] and app.extensions["store"].load(cid).handoff is None
     assert [(e["from"], e["text"]) for e in transcript(app, texter)][-4:] == [
         ("texter", "i want to talk to a counselor"), ("bot", first), ("texter", "1"), ("texter", "counselor")]
+    # Danger is still heard: 911 at once and the on-call alert, though they stay out of the line.
+    assert texter.send(DANGER).startswith("If you are in danger now, call 911.")
+    assert any(j.func_name == "workers.alerts.emergency_alert" for j in app.extensions["queue"].jobs)
+    assert in_line(app) == []
 
 
 def test_a_block_ends_when_its_time_is_up(app, texter):
