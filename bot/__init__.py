@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import os
 
+import redis
 from flask import Flask, jsonify
 
 from . import every_request, events, extensions, logs, metrics, security
 from .crypto import ensure_keys
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ConversationBusy, StoreUnavailable
 from .settings import DEFAULTS, from_environ, production_problems
 
 
@@ -52,3 +53,14 @@ def _register_error_pages(app: Flask) -> None:
 
     for code in (400, 403, 404, 405, 413, 429, 503):
         app.register_error_handler(code, plain)
+
+    def unavailable(error):
+        # A console action whose conversation another process held too long, or Redis unreachable:
+        # nothing was changed, and it can be tried again. (A texter's webhook answers these itself.)
+        detail = ("Someone else is changing this conversation right now. Nothing was changed: try again."
+                  if isinstance(error, ConversationBusy) else
+                  "The help line cannot reach its store right now. Nothing was changed: try again shortly.")
+        return jsonify(error="Service Unavailable", detail=detail), 503, {"Retry-After": "2"}
+
+    for kind in (ConversationBusy, StoreUnavailable, redis.RedisError):
+        app.register_error_handler(kind, unavailable)

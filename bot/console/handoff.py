@@ -46,6 +46,10 @@ class Blocked(HandoffError):
     """A supervisor blocked this sender: nobody takes their conversation."""
 
 
+class LeftTheLine(HandoffError):
+    """The texter left the line (or their conversation ended) after the claim took its place in it."""
+
+
 class NotHolder(HandoffError):
     """Only the counsellor holding a conversation (or a supervisor) may do that."""
 
@@ -213,6 +217,10 @@ def claim(counsellor: Counsellor, conv_id: str | None = None) -> Conversation:
             # A block made between taking the queue's entry and this lock: the sender is no one's now.
             if blocking.of_conversation(client, get_store().vault, conv_id, time.time()) is not None:
                 raise Blocked("this sender was blocked: a blocked sender is never taken")
+            # Left the line (or ended) between taking the queue's entry and this lock: leaving, and
+            # an end, drop queued_at, which asking for a person and a tip always set.
+            if conv.handoff != "waiting" and "queued_at" not in conv.slots:
+                raise LeftTheLine("the texter left the line")
             conv.handoff, conv.counsellor = "active", counsellor.name
             priority = handoff_priority(conv, conv.slots.get("reason"))
             effects += [

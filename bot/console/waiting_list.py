@@ -55,6 +55,8 @@ def claim(conv_id):
         return index(error="That conversation no longer exists: the texter erased it.", status=404)
     except handoff.Blocked:
         return index(error="That sender was just blocked: nobody takes their conversation.", status=409)
+    except handoff.LeftTheLine:
+        return index(error="That texter left the line just before you took it.", status=409)
     except capacity.Refused as exc:
         return index(error=f"You cannot take a conversation now: {exc}.", status=409)
     tell("You hold this conversation now.")

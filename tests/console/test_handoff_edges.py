@@ -166,6 +166,17 @@ class TestAClaimOfABusyConversation:
         assert store.load(busy.id).handoff == "waiting"
         assert alice.queue_order() == [first.id, busy.id]
         assert staff.extensions["redis"].hget(ACTIVE, busy.id) is None
+        # Through the console: a clear "try again", never a crash page, and still nothing changed.
+        session = store.begin(busy.id)
+        try:
+            answer = alice.post(f"/console/claim/{busy.id}")
+        finally:
+            store.release(session)
+        assert answer.status_code == 503 and answer.headers["Retry-After"] == "2"
+        assert answer.get_json()["detail"] == ("Someone else is changing this conversation right now. "
+                                               "Nothing was changed: try again.")
+        assert alice.queue_order() == [first.id, busy.id]
+        assert staff.extensions["redis"].hget(ACTIVE, busy.id) is None
         assert alice.post(f"/console/claim/{busy.id}").status_code == 302
         stored = store.load(busy.id)
         assert (stored.handoff, stored.counsellor) == ("active", "alice")
@@ -191,6 +202,39 @@ def test_a_texter_queued_again_while_a_claim_waited_is_not_left_in_the_queue(con
     store.commit(session, session.conv, also=lambda pipe: waiting.add(pipe, conv.id, "high", conv.created_at))
     claiming.join(10)
     assert claimed and claimed[0].counsellor == "alice"
+    assert console("bob").queue_order() == []
+
+
+def test_a_texter_who_left_the_line_while_a_claim_waited_is_not_taken(console, queued, staff):
+    conv = queued("high")
+    store, waiting, client = staff.extensions["store"], staff.extensions["waiting"], staff.extensions["redis"]
+    session = store.begin(conv.id)  # the texter's "cancel" being handled
+    failed = []
+
+    def claim():
+        with staff.app_context():
+            try:
+                handoff.claim(as_counsellor(staff, "alice"), conv.id)
+            except handoff.LeftTheLine as exc:
+                failed.append(exc)
+
+    claiming = threading.Thread(target=claim)
+    claiming.start()
+    deadline = time.monotonic() + 10  # until the claim has taken the queue's entry and waits for the lock
+    while client.hget(ACTIVE, conv.id) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert client.hget(ACTIVE, conv.id) == b"alice"
+    # The texter left the line, as the engine saves a "leave the line" answer.
+    left = session.conv
+    left.handoff = None
+    for slot in ("queued_at", "reason"):
+        left.slots.pop(slot, None)
+    store.commit(session, left, also=lambda pipe: waiting.remove(pipe, conv.id))
+    claiming.join(10)
+    assert failed, "the claim went through"
+    stored = store.load(conv.id)
+    assert (stored.handoff, stored.counsellor) == (None, None)
+    assert client.hget(ACTIVE, conv.id) is None
     assert console("bob").queue_order() == []
 
 
