@@ -182,15 +182,20 @@ class TestAClaimOfABusyConversation:
         assert (stored.handoff, stored.counsellor) == ("active", "alice")
 
 
-def test_a_texter_queued_again_while_a_claim_waited_is_not_left_in_the_queue(console, queued, staff):
-    conv = queued("high")
-    store, waiting, client = staff.extensions["store"], staff.extensions["waiting"], staff.extensions["redis"]
-    session = store.begin(conv.id)  # a message of the texter's being handled
-    claimed = []
+def claim_while_the_texter_writes(staff, conv, message) -> list:
+    """alice claims `conv` while one of the texter's messages holds its lock; once her claim has taken the
+    queue's entry and waits for the lock, `message(session)` saves what that message changed. The claim's
+    result (its conversation, or the HandoffError it raised)."""
+    store, client = staff.extensions["store"], staff.extensions["redis"]
+    session = store.begin(conv.id)
+    outcome = []
 
     def claim():
         with staff.app_context():
-            claimed.append(handoff.claim(as_counsellor(staff, "alice"), conv.id))
+            try:
+                outcome.append(handoff.claim(as_counsellor(staff, "alice"), conv.id))
+            except handoff.HandoffError as exc:
+                outcome.append(exc)
 
     claiming = threading.Thread(target=claim)
     claiming.start()
@@ -198,9 +203,17 @@ def test_a_texter_queued_again_while_a_claim_waited_is_not_left_in_the_queue(con
     while client.hget(ACTIVE, conv.id) is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert client.hget(ACTIVE, conv.id) == b"alice"
-    # That message put the texter in line again (the queue's entry was gone), as the engine's save does.
-    store.commit(session, session.conv, also=lambda pipe: waiting.add(pipe, conv.id, "high", conv.created_at))
+    message(session)
     claiming.join(10)
+    return outcome
+
+
+def test_a_texter_queued_again_while_a_claim_waited_is_not_left_in_the_queue(console, queued, staff):
+    conv = queued("high")
+    store, waiting = staff.extensions["store"], staff.extensions["waiting"]
+    # That message put the texter in line again (the queue's entry was gone), as the engine's save does.
+    claimed = claim_while_the_texter_writes(staff, conv, lambda session: store.commit(
+        session, session.conv, also=lambda pipe: waiting.add(pipe, conv.id, "high", conv.created_at)))
     assert claimed and claimed[0].counsellor == "alice"
     assert console("bob").queue_order() == []
 
@@ -208,30 +221,16 @@ def test_a_texter_queued_again_while_a_claim_waited_is_not_left_in_the_queue(con
 def test_a_texter_who_left_the_line_while_a_claim_waited_is_not_taken(console, queued, staff):
     conv = queued("high")
     store, waiting, client = staff.extensions["store"], staff.extensions["waiting"], staff.extensions["redis"]
-    session = store.begin(conv.id)  # the texter's "cancel" being handled
-    failed = []
 
-    def claim():
-        with staff.app_context():
-            try:
-                handoff.claim(as_counsellor(staff, "alice"), conv.id)
-            except handoff.LeftTheLine as exc:
-                failed.append(exc)
+    def leave(session):  # the texter left the line, as the engine saves a "leave the line" answer
+        left = session.conv
+        left.handoff = None
+        for slot in ("queued_at", "reason"):
+            left.slots.pop(slot, None)
+        store.commit(session, left, also=lambda pipe: waiting.remove(pipe, conv.id))
 
-    claiming = threading.Thread(target=claim)
-    claiming.start()
-    deadline = time.monotonic() + 10  # until the claim has taken the queue's entry and waits for the lock
-    while client.hget(ACTIVE, conv.id) is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert client.hget(ACTIVE, conv.id) == b"alice"
-    # The texter left the line, as the engine saves a "leave the line" answer.
-    left = session.conv
-    left.handoff = None
-    for slot in ("queued_at", "reason"):
-        left.slots.pop(slot, None)
-    store.commit(session, left, also=lambda pipe: waiting.remove(pipe, conv.id))
-    claiming.join(10)
-    assert failed, "the claim went through"
+    failed = claim_while_the_texter_writes(staff, conv, leave)
+    assert failed and isinstance(failed[0], handoff.LeftTheLine), "the claim went through"
     stored = store.load(conv.id)
     assert (stored.handoff, stored.counsellor) == (None, None)
     assert client.hget(ACTIVE, conv.id) is None
