@@ -98,6 +98,7 @@ MODULES = (
     # menu's wording or the resource list (tests/flows/test_resources.py covers those).
     Module("flows/engine.py", (
         "tests/flows/test_conversation.py", "tests/flows/test_in_line.py", "tests/bot/test_in_line.py",
+        "tests/flows/test_engine_edges.py",
     ), functions=(
         "xǁFlowEngineǁstep", "xǁFlowEngineǁ_in_handoff", "xǁFlowEngineǁ_emergency", "xǁFlowEngineǁ_assess",
         "xǁFlowEngineǁ_danger", "xǁFlowEngineǁdecide", "xǁFlowEngineǁis_emergency", "xǁFlowEngineǁend_handoff",
