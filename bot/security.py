@@ -37,10 +37,8 @@ def init_app(app: Flask) -> None:
     cfg["SESSION_COOKIE_SECURE"] = https
     cfg["SESSION_COOKIE_HTTPONLY"] = True
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
-    app.extensions["embed_origins"] = embed_origins(cfg.get("CHAT_EMBED_ORIGINS") or "")
-    app.extensions["hsts"] = https
     # Applied by bot.every_request's one after-hook.
-    app.extensions["security_headers"] = SecurityHeaders(app.extensions["embed_origins"], https)
+    app.extensions["security_headers"] = SecurityHeaders(embed_origins(cfg.get("CHAT_EMBED_ORIGINS") or ""), https)
     app.session_interface = NoCookieSession()
     install_log_redaction()
 
