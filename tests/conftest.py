@@ -67,6 +67,15 @@ def app(config):
 
 
 @pytest.fixture
+def limited(config):
+    """An app whose SMS rate limit is 3 messages an hour per sender, with one emergency past it."""
+    config.update(SMS_RATE_LIMIT=3, SMS_RATE_WINDOW=3600, SMS_EMERGENCY_LIMIT=1)
+    app = create_app(config)
+    yield app
+    app.extensions["redis"].close()
+
+
+@pytest.fixture
 def cli_env(config) -> dict:
     """The environment a `helpline` command run by CliRunner reads: this test's Redis, instance folder and keys."""
     settings = ("SECRET_KEY", "HELPLINE_DATA_KEY", "HELPLINE_HASH_KEY", "TWILIO_AUTH_TOKEN", "CONSOLE_PASSWORD_HASH")

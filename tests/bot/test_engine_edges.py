@@ -22,6 +22,7 @@ from bot.errors import ConversationGone
 from flows.conversation import Conversation
 from tests.conftest import Texter
 from tests.console.conftest import PASSWORD, Console
+from tests.privacy.test_faults import work
 from tests.workers.test_alerts import Receiver
 
 DANGER = "he has a gun and will kill me"
@@ -301,20 +302,6 @@ def test_an_emergency_alert_the_webhook_refused_stays_a_week_for_the_supervisor_
         receiver.server.server_close()
 
 
-def work(app) -> None:
-    """Work the queues empty in this process (tests/conftest.py's run_jobs, for an app made here)."""
-    from rq import SimpleWorker
-
-    import workers.context
-
-    workers.context.use(app)
-    try:
-        SimpleWorker(list(app.extensions["queues"]), connection=app.extensions["redis"],
-                     serializer=JSONSerializer).work(burst=True, logging_level="WARNING")
-    finally:
-        workers.context.use(None)
-
-
 def test_the_dashboard_counts_messages_the_new_conversation_and_one_handoff_however_often_asked(app, texter):
     stats = app.extensions["stats"]
     join_the_line(texter)
@@ -370,14 +357,6 @@ def test_a_message_for_an_erased_chat_is_refused_each_time_at_once(app, client):
         with pytest.raises(ConversationGone):
             helpline.handle(Inbound("web", token, "hello?"), create=False)
     assert app.extensions["store"].load(helpline.conversation_id("web", token)) is None
-
-
-@pytest.fixture
-def limited(config):
-    config.update(SMS_RATE_LIMIT=3, SMS_RATE_WINDOW=3600, SMS_EMERGENCY_LIMIT=1)
-    app = create_app(config)
-    yield app
-    app.extensions["redis"].close()
 
 
 def test_past_the_limit_each_texters_emergency_allowances_are_their_own(limited):

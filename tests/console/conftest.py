@@ -8,6 +8,7 @@ import time
 import pytest
 
 from bot.console import accounts
+from tests.conftest import sign
 from flows.conversation import Conversation
 
 PASSWORD = "correct horse battery staple"
@@ -126,3 +127,14 @@ def config(config):
 def app(twilio_api, app):
     # The console refuses to text when texting is not set up: its tests run with Twilio (the fake) set up.
     return app
+
+
+def reply_lost_by_the_carrier(console, conv_id: str, number: str, twilio_api, run_jobs, client) -> None:
+    """The counsellor replies "Are you safe?", the worker sends it, and the carrier reports it undelivered
+    (30003: the phone unreachable), signed as Twilio posts a status callback."""
+    assert console.post(f"/console/c/{conv_id}/reply", {"text": "Are you safe?"}).status_code == 302
+    run_jobs()
+    [sid] = [m["sid"] for m in twilio_api.sent if m["To"] == number]
+    form = {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    assert client.post("/sms/status", data=form,
+                       headers={"X-Twilio-Signature": sign("http://localhost/sms/status", form)}).status_code == 204

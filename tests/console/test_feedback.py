@@ -10,7 +10,7 @@ import pytest
 from bot import audit
 from tests.conftest import sign
 
-from .conftest import PASSWORD, Console, ask_for_counsellor, wrapped_up
+from .conftest import PASSWORD, Console, ask_for_counsellor, reply_lost_by_the_carrier, wrapped_up
 
 BANNER = re.compile(r'<div class="banner" role="status"><span>([^<]*)</span>')
 
@@ -185,12 +185,7 @@ def test_retry_from_many_tabs_at_once_sends_once(held, texter, twilio_api, run_j
 
 def test_a_reply_the_carrier_lost_shows_why_and_retry_sends_it_again(held, texter, twilio_api, run_jobs, client):
     alice, conv_id = held
-    assert alice.post(f"/console/c/{conv_id}/reply", {"text": "Are you safe?"}).status_code == 302
-    run_jobs()
-    [sid] = [m["sid"] for m in twilio_api.sent if m["To"] == texter.number]
-    form = {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30003"}
-    assert client.post("/sms/status", data=form,
-                       headers={"X-Twilio-Signature": sign("http://localhost/sms/status", form)}).status_code == 204
+    reply_lost_by_the_carrier(alice, conv_id, texter.number, twilio_api, run_jobs, client)
     live = alice.get(f"/console/c/{conv_id}/live").get_data(as_text=True)
     assert "Not received: the phone is unreachable (switched off or out of coverage)." in live
     (outbound_id,) = re.findall(r"/retry/([0-9a-f]{24})", live)

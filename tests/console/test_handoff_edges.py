@@ -14,9 +14,8 @@ from bot.console.handoff import ACTIVE
 from bot.errors import ConversationBusy
 from bot.store import TRANSCRIPT_MAX, entry
 from flows.conversation import Conversation
-from tests.conftest import sign
 
-from .conftest import ask_for_counsellor, wrapped_up
+from .conftest import ask_for_counsellor, reply_lost_by_the_carrier, wrapped_up
 
 
 def waiting_since(app, address: str, asked_at: float, first_message_at: float, priority: str = "high",
@@ -336,12 +335,7 @@ def test_a_texter_who_answered_a_check_in_is_not_kept_for_that_counsellor_once_h
 def test_a_lost_reply_whose_text_has_left_a_long_transcript_is_not_sent_again(held_sms, twilio_api, run_jobs,
                                                                               client, staff):
     alice, conv_id, texter = held_sms
-    assert alice.post(f"/console/c/{conv_id}/reply", {"text": "Are you safe?"}).status_code == 302
-    run_jobs()
-    [sid] = [m["sid"] for m in twilio_api.sent if m["To"] == texter.number]
-    form = {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30003"}
-    assert client.post("/sms/status", data=form,
-                       headers={"X-Twilio-Signature": sign("http://localhost/sms/status", form)}).status_code == 204
+    reply_lost_by_the_carrier(alice, conv_id, texter.number, twilio_api, run_jobs, client)
     (outbound_id,) = re.findall(r"/retry/([0-9a-f]{24})", alice.get(f"/console/c/{conv_id}/live").get_data(as_text=True))
     store = staff.extensions["store"]
     pipe = staff.extensions["redis"].pipeline(transaction=False)

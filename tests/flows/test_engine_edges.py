@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from bot import create_app
 from tests.conftest import Texter
 from tests.flows.test_conversation import Chat, text
 from tests.flows.test_in_line import in_line
@@ -63,14 +62,6 @@ def test_someone_suicidal_who_joins_the_line_is_given_988_again(app):
     texter.send("hi")
     assert "988" in texter.send("i want to kill myself tonight")
     assert text("en", "emergency_self_harm") in texter.send("1")  # joining the line: the wait, and 988
-
-
-@pytest.fixture
-def limited(config):
-    config.update(SMS_RATE_LIMIT=3, SMS_RATE_WINDOW=3600, SMS_EMERGENCY_LIMIT=1)
-    app = create_app(config)
-    yield app
-    app.extensions["redis"].close()
 
 
 @pytest.mark.parametrize("danger", ["he has a gun", "he threatened me"])  # the lexicon's words; the model's reading

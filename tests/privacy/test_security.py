@@ -186,12 +186,6 @@ def test_development_key_file_is_owner_only(redis_url, tmp_path):
 # -- the /sms rate limit ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def limited(config):
-    config.update(SMS_RATE_LIMIT=3, SMS_RATE_WINDOW=3600, SMS_EMERGENCY_LIMIT=1)
-    return create_app(config)
-
-
 def state_of(app, number):
     helpline = app.extensions["helpline"]
     cid = helpline.conversation_id("sms", number)
