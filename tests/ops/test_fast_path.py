@@ -13,8 +13,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography.fernet import Fernet
+from flask import Response, abort, redirect
 
+from bot import create_app
 from bot.crypto import Vault
+from tests.conftest import Texter
+from tests.privacy.test_security import signed_sms
 
 KEY = Fernet.generate_key().decode()
 
@@ -74,11 +78,6 @@ def test_what_is_sealed_now_opens_the_same_now_before_orjson_and_after_a_rollbac
 
 # -- every response: the security headers once each, the request id once (one after-hook) -------------
 
-from flask import Response, abort, redirect  # noqa: E402
-
-from bot import create_app  # noqa: E402
-from tests.conftest import Texter, sign  # noqa: E402
-
 PARTNER = "https://partner.example.org"
 SECURITY = ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy", "Permissions-Policy")
 
@@ -116,12 +115,6 @@ def built(config, https: bool, embed: bool):
         return redirect("/chat")
 
     return app
-
-
-def signed_sms(client):
-    texter = Texter(client, "+16615550123")
-    form = texter.form("hi")
-    return client.post("/sms", data=form, headers={"X-Twilio-Signature": sign(texter.url, form)})
 
 
 ANSWERS = {
