@@ -37,7 +37,7 @@ def publish(pipe, kind: str, conv_id: str, **data) -> None:
 
 def messages(kind: str, conv_id: str, **data) -> list[tuple[str, bytes]]:
     """The (channel, message) pairs that publish() sends, for a save that publishes them itself."""
-    # orjson: every message publishes one, and the json module cost a fifth of its cost (issue 17).
+    # orjson: every message publishes one, and json.dumps cost about 5 µs of it (issue 17).
     message = orjson.dumps({"kind": kind, "conv": conv_id, "at": time.time(), **data})
     channels = [conversation_channel(conv_id)] if kind in CONVERSATION_ONLY else [CONSOLE, conversation_channel(conv_id)]
     return [(channel, message) for channel in channels]
