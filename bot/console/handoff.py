@@ -217,6 +217,11 @@ def claim(counsellor: Counsellor, conv_id: str | None = None) -> Conversation:
             # A block made between taking the queue's entry and this lock: the sender is no one's now.
             if blocking.of_conversation(client, get_store().vault, conv_id, time.time()) is not None:
                 raise Blocked("this sender was blocked: a blocked sender is never taken")
+            # Another counsellor's claim got here first: the texter was queued again (they left and asked
+            # again, or wrote something urgent) while that claim waited for this lock, and this claim took
+            # the new entry.
+            if conv.handoff == "active":
+                raise AlreadyTaken(conv.counsellor)
             # Left the line (or ended) between taking the queue's entry and this lock: leaving, and
             # an end, drop queued_at, which asking for a person and a tip always set.
             if conv.handoff != "waiting" and "queued_at" not in conv.slots:
@@ -232,6 +237,9 @@ def claim(counsellor: Counsellor, conv_id: str | None = None) -> Conversation:
             ]
     except Gone:
         client.hdel(ACTIVE, conv_id)
+        raise
+    except AlreadyTaken as exc:
+        client.hset(ACTIVE, conv_id, exc.holder)  # this claim's take wrote its own name over the holder's
         raise
     except HelplineError:
         # Busy or unreachable store: the texter must not drop out of the queue because of it.

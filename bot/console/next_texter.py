@@ -21,8 +21,8 @@ def next_texter():
         try:
             conv = handoff.claim(me)
             break
-        except (handoff.Gone, handoff.Blocked, handoff.LeftTheLine):
-            continue  # it expired, its sender was blocked or the texter left, and it has left the queue: the next one
+        except (handoff.Gone, handoff.Blocked, handoff.LeftTheLine, handoff.AlreadyTaken):
+            continue  # expired, blocked, left, or another's claim was first: it has left the queue; the next one
         except capacity.NobodyWaiting:
             return index(error="Nobody is waiting right now.", status=409)
         except capacity.Refused as exc:

@@ -236,6 +236,46 @@ def test_a_texter_who_left_the_line_while_a_claim_waited_is_not_taken(console, q
     assert console("bob").queue_order() == []
 
 
+def test_a_texter_queued_again_while_a_claim_waited_is_taken_by_one_counsellor_not_two(console, queued, staff):
+    """The texter's message holds the lock; alice's claim takes the queue's entry and waits; the message
+    queues them again (they left and asked again, or wrote something urgent) and bob's claim takes that
+    entry and waits too. Whichever gets the lock first holds the texter; the other is told who does."""
+    conv = queued("high")
+    store, waiting, client = staff.extensions["store"], staff.extensions["waiting"], staff.extensions["redis"]
+    session = store.begin(conv.id)
+    outcomes = {}
+
+    def claim(name):
+        with staff.app_context():
+            try:
+                outcomes[name] = handoff.claim(as_counsellor(staff, name), conv.id).counsellor
+            except handoff.AlreadyTaken as exc:
+                outcomes[name] = f"taken by {exc.holder}"
+
+    def claiming(name):
+        thread = threading.Thread(target=claim, args=(name,))
+        thread.start()
+        deadline = time.monotonic() + 10  # until its claim has taken the queue's entry and waits for the lock
+        while client.hget(ACTIVE, conv.id) != name.encode() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert client.hget(ACTIVE, conv.id) == name.encode()
+        return thread
+
+    threads = [claiming("alice")]
+    waiting.add(client, conv.id, "high", time.time())  # what the texter's message writes as it is saved
+    threads.append(claiming("bob"))
+    store.commit(session, session.conv)
+    for thread in threads:
+        thread.join(10)
+
+    winner = store.load(conv.id).counsellor
+    loser = ({"alice", "bob"} - {winner}).pop()
+    assert outcomes == {winner: winner, loser: f"taken by {winner}"}
+    assert client.hget(ACTIVE, conv.id) == winner.encode()  # the console names the one who holds them
+    assert [e["action"] for e in audit.entries(client, conv_id=conv.id)] == ["claim"]
+    assert console("sam").queue_order() == []
+
+
 # -- what a watching page hears -------------------------------------------------------------------
 
 
