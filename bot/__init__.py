@@ -42,6 +42,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(console.bp)
     app.register_blueprint(front_door.bp)
     _register_error_pages(app)
+    app.wsgi_app = sms.FastLane(app)  # a texter's signed webhook, answered before Flask's machinery
     return app
 
 

@@ -14,7 +14,7 @@ import secrets
 import sys
 import traceback
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask, g, has_app_context, request
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -59,8 +59,10 @@ class StderrHandler(logging.StreamHandler):
 
 
 def current_request_id() -> str | None:
-    if has_request_context():
-        return g.get("request_id")
+    # An app context, not only a request's: the texter's webhook is answered without Flask's
+    # request context (bot.sms.FastLane), and a worker's app context has no id of its own.
+    if has_app_context() and g.get("request_id"):
+        return g.request_id
     from rq import get_current_job  # a worker's "request" is its job
 
     job = get_current_job()
@@ -101,11 +103,12 @@ def log_request(response, took: float) -> None:
 
     A line per text would be a timestamped record of each time someone wrote to the help line, and
     writing it cost a webhook more than a tenth of its time; volumes and latencies are in /metrics."""
-    level = logging.INFO if response.status_code >= 400 or took >= SLOW_REQUEST_SECONDS else logging.DEBUG
+    log_answer(request.method, request.url_rule.rule if request.url_rule else None, response.status_code, took)
+
+
+def log_answer(method: str, route: str | None, status: int, took: float) -> None:
+    """log_request's line, for an answer given without Flask's request (bot.sms.FastLane)."""
+    level = logging.INFO if status >= 400 or took >= SLOW_REQUEST_SECONDS else logging.DEBUG
     if _request_log.isEnabledFor(level):
-        _request_log.log(level, "request", extra={
-            "method": request.method,
-            "route": request.url_rule.rule if request.url_rule else None,
-            "status": response.status_code,
-            "ms": round(took * 1000, 1),
-        })
+        _request_log.log(level, "request", extra={"method": method, "route": route, "status": status,
+                                                  "ms": round(took * 1000, 1)})

@@ -651,7 +651,7 @@ def test_killed_web_processes_and_worker_lose_nothing_and_answer_or_send_nothing
     def said(answer: list[str], text: str) -> str:
         """An answer as the texter read it; the reply that needs no store (bot.sms) named as such."""
         with app.app_context():
-            static = replies_of(twiml(static_safety_reply(text)).get_data())
+            static = replies_of(twiml(static_safety_reply(app, text)).encode())
         return "the static safety reply" if answer == static else repr(answer)
 
     for texter, m in messages:
@@ -663,7 +663,7 @@ def test_killed_web_processes_and_worker_lose_nothing_and_answer_or_send_nothing
             problem("never answered", f"no 2xx answer within Twilio's {TWILIO_TOTAL_TIMEOUT:.0f} s: {where}")
         elif outcome is None:
             problem("LOST", f"answered with {said(m.answer, m.text)}, never stored: {where}")
-        elif replies_of(twiml(outcome["replies"]).get_data()) != m.answer:
+        elif replies_of(twiml(outcome["replies"]).encode()) != m.answer:
             problem("answer differs from its record",
                     f"answered with {said(m.answer, m.text)}, its record says {outcome['replies']!r}: {where}")
         for again in m.again:
@@ -677,8 +677,8 @@ def test_killed_web_processes_and_worker_lose_nothing_and_answer_or_send_nothing
             problem("transcript", f"texter {texter.n} sent {[m.text for m in texter.messages]}, "
                                   f"the transcript holds {kept}")
         answered = [r for m in texter.messages if m.answer for r in m.answer]
-        if replies_of(twiml([e["text"] for e in transcript if e["from"] == "bot"]).get_data()) != \
-                replies_of(twiml(answered).get_data()):
+        if replies_of(twiml([e["text"] for e in transcript if e["from"] == "bot"]).encode()) != \
+                replies_of(twiml(answered).encode()):
             problem("transcript", f"texter {texter.n}: the bot's replies in the transcript are not what was answered")
 
     # Every reply reached Twilio once, and its record holds the one SID Twilio gave it.

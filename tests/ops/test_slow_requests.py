@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from bot import every_request
+from bot import sms
 from tests.conftest import Texter
 from tests.ops.test_logs import request_lines
 
 
 class Stopwatch:
-    """bot.every_request's view of the time module: each perf_counter() reading comes `took` seconds after the last,
+    """The webhook's view of the time module (bot.sms.FastLane times it): each perf_counter() reading comes `took` seconds after the last,
     so a request (one reading as it starts, one as it ends) takes exactly `took`."""
 
     def __init__(self, took: float):
@@ -28,7 +28,7 @@ class Stopwatch:
 def test_a_text_answered_in_a_second_or_more_is_logged_at_info_and_a_quicker_one_not(
         client, capfd, monkeypatch, took, lines):
     texter = Texter(client, "+16615550177")
-    monkeypatch.setattr(every_request, "time", Stopwatch(took))
+    monkeypatch.setattr(sms, "time", Stopwatch(took))
 
     texter.send("my boss took my passport")
 
