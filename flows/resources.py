@@ -390,13 +390,17 @@ _GSM7 = frozenset(
     "abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 _GSM7_EXT = frozenset("^{}\\[~]|€\f")  # two septets each
+_GSM7_ALL = _GSM7 | _GSM7_EXT
 
 
 def sms_segments(text: str) -> int:
     """How many SMS segments ``text`` takes: GSM-7 (160, or 153 a part) when every character is in it,
     else UCS-2 (70, or 67 a part, counted in UTF-16 units)."""
-    if all(ch in _GSM7 or ch in _GSM7_EXT for ch in text):
-        units = len(text) + sum(ch in _GSM7_EXT for ch in text)
+    # By the set of characters, not one Python step per character: a resource list is measured several
+    # times as lines are dropped to fit (issue 17).
+    chars = set(text)
+    if chars <= _GSM7_ALL:
+        units = len(text) + sum(text.count(ch) for ch in chars & _GSM7_EXT)
         return 1 if units <= 160 else -(-units // 153)
     units = len(text.encode("utf-16-le")) // 2
     return 1 if units <= 70 else -(-units // 67)
