@@ -6,7 +6,7 @@ hold an address or a message are encrypted (bot.crypto.Vault).
 from __future__ import annotations
 
 import os
-import secrets
+import random
 import threading
 import time
 from contextlib import contextmanager
@@ -51,8 +51,8 @@ if ARGV[4] == '1' then
   local previous = redis.call('get', KEYS[3])
   if previous then return {hits, 0, false, previous} end
 end
-local locked = redis.call('get', KEYS[1]) == ARGV[1]  -- taken already by this very call, tried again
-if not locked then locked = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) end
+local locked = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+if not locked then locked = redis.call('get', KEYS[1]) == ARGV[1] end  -- taken already by this very call, tried again
 -- No stored answer here (it returned above): `previous` is false, not KEYS[3] read a second time.
 return {hits, locked and 1 or 0, redis.call('get', KEYS[2]), false, read and redis.call('get', KEYS[#KEYS])}
 """
@@ -213,7 +213,9 @@ class ConversationStore:
         `count=(name, ttl)` also counts one hit on a rate-limit counter in the same round trip, and
         `read` names one more key whose value comes back in it (Session.read).
         """
-        token = secrets.token_hex(8)
+        # Only has to differ from any other holder's (it guards nothing; forked processes reseed `random`),
+        # so the process's generator rather than a system call per message.
+        token = f"{random.getrandbits(64):016x}"
         deadline = time.monotonic() + self.lock_wait
         delay = 0.005
         keys = [lock_key(conv_id), conv_key(conv_id), dedupe_key(conv_id, message_id) if message_id else lock_key(conv_id)]
