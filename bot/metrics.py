@@ -15,6 +15,7 @@ import hmac
 import ipaddress
 import threading
 import time
+from bisect import bisect_left
 from collections import Counter
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -93,6 +94,7 @@ class Stats:
         self._pending: Counter = Counter()
         self._taken_at = 0.0
         self._lock = threading.Lock()
+        self._latency_keys: dict[str, tuple[str, ...]] = {}
         self._today = (0.0, 0.0, "")  # [start, end) of the local day last counted in, and its hash's key
 
     def day(self, ts: float) -> date:
@@ -151,10 +153,18 @@ class Stats:
         self._add(client_or_pipe, Counter({field: n}), self.day(self.clock()), Counter({field: n}))
 
     def observe_latency(self, endpoint: str, seconds: float) -> None:
+        # Every webhook comes here: its bucket found by bisection and its keys written once per endpoint
+        # (issue 17), the same keys as bucket() names.
+        keys = self._latency_keys.get(endpoint)
+        if keys is None:
+            keys = self._latency_keys[endpoint] = (
+                *(f"latency|{endpoint}|{label}" for label in (*(f"{b:g}" for b in LATENCY_BUCKETS), "+Inf")),
+                f"latency_count|{endpoint}", f"latency_ms|{endpoint}")
         with self._lock:
-            self._pending[f"latency|{endpoint}|{bucket(seconds, LATENCY_BUCKETS)}"] += 1
-            self._pending[f"latency_count|{endpoint}"] += 1
-            self._pending[f"latency_ms|{endpoint}"] += round(seconds * 1000)
+            pending = self._pending
+            pending[keys[bisect_left(LATENCY_BUCKETS, seconds)]] += 1
+            pending[keys[-2]] += 1
+            pending[keys[-1]] += round(seconds * 1000)
 
     def flush(self, pipe) -> None:
         """Queue this process's pending latency observations on pipe."""

@@ -39,6 +39,17 @@ def test_messages_handoffs_queue_and_latency_are_counted(client):
     assert "5550142" not in metrics and "kill" not in metrics
 
 
+def test_a_latency_on_a_bucket_bound_counts_in_that_bucket(app, client):
+    stats = app.extensions["stats"]
+    for seconds in (0.005, 0.0051, 1.0, 11.0):  # on a bound, just past it, on another, past the last
+        stats.observe_latency("sms.inbound", seconds)
+    metrics = scrape(client)
+    bucket = lambda le: value(metrics, "helpline_webhook_seconds_bucket", f'{{endpoint="sms.inbound",le="{le}"}}')
+    assert [bucket(le) for le in ("0.005", "0.01", "0.5", "1", "10", "+Inf")] == [1, 2, 2, 3, 3, 4]
+    assert value(metrics, "helpline_webhook_seconds_count", '{endpoint="sms.inbound"}') == 4
+    assert value(metrics, "helpline_webhook_seconds_sum", '{endpoint="sms.inbound"}') == pytest.approx(12.015, abs=0.01)
+
+
 def test_counters_are_shared_by_every_process(config, client):
     """Two apps stand for two gunicorn processes: what one counts, the other reports."""
     ask_for_counsellor(Texter(client))
