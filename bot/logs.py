@@ -17,7 +17,7 @@ import traceback
 from flask import Flask, g, has_app_context, request
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 _MARK = "_helpline_json"
 SLOW_REQUEST_SECONDS = 1.0  # a request this slow is logged at INFO (Twilio gives up at 15 s)
 
@@ -94,7 +94,7 @@ def request_id(given: str) -> str:
     one), else a new one."""
     # Random enough to tell requests apart, from the process's own generator: os.urandom would be one
     # more system call a webhook, each letting go of the GIL (issue 17). It guards nothing.
-    return given if _SAFE_ID.match(given) else f"{random.getrandbits(64):016x}"
+    return given if _SAFE_ID.fullmatch(given) else f"{random.getrandbits(64):016x}"
 
 
 _request_log = logging.getLogger("bot.request")

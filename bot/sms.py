@@ -20,7 +20,7 @@ import redis
 from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from twilio.request_validator import RequestValidator, add_port, remove_port
 from werkzeug.exceptions import SecurityError
-from werkzeug.wsgi import get_current_url
+from werkzeug.wsgi import get_current_url, get_host
 
 from . import logs
 from .delivery import record_status
@@ -86,7 +86,7 @@ def twilio_signed(view):
         cfg = current_app.config
         try:
             url = signed_url(request.environ, cfg.get("PUBLIC_URL"), cfg.get("TRUSTED_HOSTS"))
-        except SecurityError:
+        except (SecurityError, ValueError):  # ValueError: a host with an "xn--" label that does not decode
             abort(400)
         if not signature_valid(cfg.get("TWILIO_AUTH_TOKEN"), request.headers.get("X-Twilio-Signature", ""),
                                url, dict(request.form.lists())):
@@ -141,6 +141,22 @@ def answer(app: Flask, field) -> str:
     return twiml(replies)
 
 
+@lru_cache(maxsize=64)
+def _host_accepted(scheme: str, host: str | None, server_name: str | None, server_port: str | None,
+                   trusted_hosts: tuple[str, ...] | None) -> bool:
+    """Would Flask route a request with this Host? It refuses (400) one outside TRUSTED_HOSTS and one
+    its URL map cannot encode as IDNA (an empty or over-long label): Flask.create_url_adapter and
+    werkzeug's Map.bind_to_environ, asked once per host (Twilio calls with the same one)."""
+    environ = {"wsgi.url_scheme": scheme, "SERVER_NAME": server_name or "", "SERVER_PORT": server_port or ""}
+    if host is not None:
+        environ["HTTP_HOST"] = host
+    try:
+        get_host(environ, trusted_hosts).lower().encode("idna")
+    except (SecurityError, UnicodeError):
+        return False
+    return True
+
+
 class FastLane:
     """WSGI in front of Flask: a signed, well-formed POST /sms answered here, the rest passed on.
 
@@ -153,7 +169,9 @@ class FastLane:
         self.app, self.flask = app, app.wsgi_app
         cfg = app.config
         self.public, self.token = cfg.get("PUBLIC_URL"), cfg.get("TWILIO_AUTH_TOKEN")
-        self.trusted_hosts, self.max_length = cfg.get("TRUSTED_HOSTS"), cfg.get("MAX_CONTENT_LENGTH")
+        trusted = cfg.get("TRUSTED_HOSTS")
+        self.trusted_hosts = tuple(trusted) if trusted is not None else None
+        self.max_length = cfg.get("MAX_CONTENT_LENGTH")
         self.stats = app.extensions["stats"]
         self.headers = app.extensions["security_headers"].plain + [("Cache-Control", "no-store")]
 
@@ -180,11 +198,15 @@ class FastLane:
         with the body put back for Flask to read as if nothing had come before it."""
         if environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != "application/x-www-form-urlencoded":
             return None
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or "")
-        except ValueError:
-            return None  # chunked, or a length that is not a number: Flask's to answer
-        if length < 0 or (self.max_length is not None and length > self.max_length):
+        declared = environ.get("CONTENT_LENGTH", "")
+        # Plain ASCII digits only, and no chunked body: werkzeug reads "+5", "5_0" or other digits its own way.
+        if not (declared.isascii() and declared.isdigit()) or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", ""):
+            return None
+        length = int(declared)
+        if self.max_length is not None and length > self.max_length:
+            return None
+        if not _host_accepted(environ.get("wsgi.url_scheme", "http"), environ.get("HTTP_HOST"),
+                              environ.get("SERVER_NAME"), environ.get("SERVER_PORT"), self.trusted_hosts):
             return None
         raw = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(raw)

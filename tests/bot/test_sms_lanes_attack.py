@@ -102,15 +102,8 @@ LENGTHS = {
 }
 
 
-NOT_HTTP = pytest.mark.xfail(strict=True, reason=(
-    "FastLane reads CONTENT_LENGTH with int(), which takes '+', '_' and non-ASCII digits; werkzeug reads such a "
-    "length as 0 (an empty form), so Flask answers 403 where the fast lane answers 200 (gunicorn refuses these "
-    "headers itself; another WSGI server may pass them on)"))
-
-
 @pytest.mark.parametrize("length", [
-    pytest.param(length, id=name, marks=[NOT_HTTP] if name in ("+N", "N_", "Arabic-Indic digits") else [])
-    for name, length in LENGTHS.items()])
+    pytest.param(length, id=name) for name, length in LENGTHS.items()])
 def test_an_odd_content_length_is_answered_alike_by_both_lanes(client, flask_client, length):
     answers = []
     for lane in (client, flask_client):
@@ -161,9 +154,6 @@ HOSTS_FLASK_REFUSES = {  # settings, then the Host header of a webhook signed fo
 }
 
 
-@pytest.mark.xfail(strict=True, reason="FastLane never applies Flask's checks of the Host header (TRUSTED_HOSTS when "
-                   "PUBLIC_URL is set, a host werkzeug's routing cannot encode as IDNA): Flask refuses such a request "
-                   "with 400, the fast lane answers it 200")
 @pytest.mark.parametrize("settings, host", HOSTS_FLASK_REFUSES.values(), ids=list(HOSTS_FLASK_REFUSES))
 def test_a_host_flask_refuses_is_refused_by_both_lanes(config, built, settings, host):
     answers = []
@@ -176,9 +166,6 @@ def test_a_host_flask_refuses_is_refused_by_both_lanes(config, built, settings, 
     assert comparable(answers[0]) == comparable(answers[1])
 
 
-@pytest.mark.xfail(strict=True, reason="without PUBLIC_URL, a Host with an 'xn--' label that does not decode: FastLane "
-                   "declines it (its ValueError), then twilio_signed's signed_url raises UnicodeError (it catches only "
-                   "SecurityError): 500 from either lane, not 400")
 def test_a_host_that_is_not_a_valid_name_gets_a_clear_refusal_not_a_500(config, built):
     app, host = built(config), "xn--zz.example.org"
     app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: an exception is a 500
