@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
+import pytest
 import redis
 from cryptography.fernet import Fernet
 
@@ -76,7 +77,8 @@ def _recv(sock) -> bytes:
         return b""
 
 
-def test_a_retry_after_a_lost_reply_holds_the_lock_its_first_try_took(redis_url, redis_client):
+@pytest.mark.parametrize("message_id", ["SM1", None], ids=["a texter's message", "the console or a worker"])
+def test_a_retry_after_a_lost_reply_holds_the_lock_its_first_try_took(redis_url, redis_client, message_id):
     proxy = LosesOneReply(redis_url)
     client = redis.Redis(unix_socket_path=proxy.path, socket_timeout=2)
     # Waiting less than the lock lives: a retry that did not know its own lock would give up.
@@ -85,7 +87,7 @@ def test_a_retry_after_a_lost_reply_holds_the_lock_its_first_try_took(redis_url,
     redis_client.delete(lock_key("warm-up"))
 
     proxy.armed.set()
-    session = store.begin("lost-reply", "SM1")
+    session = store.begin("lost-reply", message_id)
 
     assert not proxy.armed.is_set()  # the fault happened: the first try's reply never came back
     assert redis_client.get(lock_key("lost-reply")).decode() == session.token

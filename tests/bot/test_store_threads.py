@@ -24,5 +24,7 @@ def test_texts_from_300_short_lived_threads_hold_no_connection_after_their_threa
     assert answers == [True] * 300  # every texter was answered, none got the static safety reply
     pool = app.extensions["store"].redis.connection_pool
     assert len(pool._in_use_connections) <= 1  # each dead thread gave its connection back
-    # and Redis sees about as many connections as ten threads at once needed, not one per thread
-    assert redis_client.info("clients")["connected_clients"] - before <= 15
+    # and Redis sees about as many connections as ten threads at once needed, not one per thread: at most
+    # two each (the store's own, and one of the shared pool's for other reads), however the threads' ends
+    # and the next batch's starts fall (a bound of 15 failed now and then on an unchanged tree)
+    assert redis_client.info("clients")["connected_clients"] - before <= 20
