@@ -216,7 +216,7 @@ class FastLane:
             # As werkzeug reads a form (formparser._parse_urlencoded), so the signature sees the same values.
             pairs = parse_qsl(raw.decode(), keep_blank_values=True, errors="werkzeug.url_quote")
             url = signed_url(environ, self.public, self.trusted_hosts)
-        except (UnicodeDecodeError, ValueError, SecurityError):
+        except (ValueError, SecurityError):  # a body that is not UTF-8, a Host that does not decode
             return None
         form: dict[str, list[str]] = {}
         for name, value in pairs:
