@@ -21,7 +21,7 @@ from bot import create_app
 from bot.cli import GUNICORN_THREADS
 from tests.bot.test_sms_lanes import CONVERSATIONS, comparable, flask_client  # noqa: F401 (a fixture)
 from tests.conftest import Texter, replies_of, sign
-from tests.ops.processes import BIN, ROOT, free_port, wait_for_port
+from tests.ops.processes import BIN, ROOT, free_port, stop, wait_for_port
 from tests.ops.test_metrics import scrape, value
 
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -221,12 +221,7 @@ def gunicorn(config, tmp_path):
         wait_for_port(port, process)
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
 
 

@@ -1,4 +1,4 @@
-"""Starting the help line's real processes in tests: where they live, a free port, waiting for one."""
+"""Starting the help line's real processes in tests: where they live, a free port, waiting for one, stopping."""
 from __future__ import annotations
 
 import socket
@@ -28,3 +28,13 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> 
         except OSError:
             time.sleep(0.1)
     raise AssertionError(f"nothing listens on {port}")
+
+
+def stop(process: subprocess.Popen, timeout: float = 20) -> None:
+    """Ask it to stop (SIGTERM: gunicorn finishes what it is doing), then make it."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

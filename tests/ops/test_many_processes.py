@@ -16,7 +16,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from bot import create_app
 from bot.cli import GUNICORN_THREADS
 from tests.conftest import AUTH_TOKEN, replies_of, sign
-from tests.ops.processes import BIN, ROOT, free_port, wait_for_port
+from tests.ops.processes import BIN, ROOT, free_port, stop, wait_for_port
 
 PUBLIC_URL = "https://helpline.test"  # both web processes check signatures against the public URL
 TEXTERS = 200
@@ -44,13 +44,9 @@ def cluster(config, tmp_path):
         yield [f"http://127.0.0.1:{port}" for port in ports]
     finally:
         for process in processes:
-            process.terminate()
+            process.terminate()  # both at once, then each waited for
         for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
         log.close()
 
 
