@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import re
 import socket
 import ssl
 import threading
 import time
 from pathlib import Path
 
-EXEC = b"*1\r\n$4\r\nEXEC\r\n"
-# Sent after a cut EXEC: Redis answers commands in order, so its PONG means the EXEC has run.
+EXEC = b"EXEC"
+# Sent after a cut command: Redis answers commands in order, so its PONG means the command has run.
 PING, PONG = b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n"
 
 
 class CuttingProxy:
-    """127.0.0.1:<port> → Redis on target_port. arm("before_exec"|"after_exec", times) cuts the next
-    `times` transactions: before EXEC reaches Redis, or after Redis ran it but before its answer returns.
-    subscribe_delay holds each SUBSCRIBE that long before Redis sees it (a slow network)."""
+    """127.0.0.1:<port> → Redis on target_port. arm("before"|"after", times, command) cuts the next
+    `times` sendings of `command` (EXEC, the end of a transaction, unless given): before it reaches
+    Redis, or after Redis ran it but before its answer returns. subscribe_delay holds each SUBSCRIBE
+    that long before Redis sees it (a slow network)."""
 
     def __init__(self, target_port: int, tls: ssl.SSLContext | None = None):
         self.target = ("127.0.0.1", target_port)
         self.tls = tls
-        self.mode, self.left, self.cuts = None, 0, 0
+        self.mode, self.left, self.cuts, self.command = None, 0, 0, _sent(EXEC)
         self.subscribe_delay = 0.0
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -31,9 +33,9 @@ class CuttingProxy:
         self._closing = False
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def arm(self, mode: str | None, times: int = 1) -> None:
+    def arm(self, mode: str | None, times: int = 1, command: bytes = EXEC) -> None:
         with self._lock:
-            self.mode, self.left = mode, times
+            self.mode, self.left, self.command = mode, times, _sent(command)
 
     def close(self) -> None:
         self._closing = True
@@ -69,11 +71,11 @@ class CuttingProxy:
             while data := client.recv(65536):
                 if self.subscribe_delay and b"SUBSCRIBE" in data:
                     time.sleep(self.subscribe_delay)
-                mode = self._take() if EXEC in data else None
-                if mode == "before_exec":
+                mode = self._take() if self.command.search(data) else None
+                if mode == "before":
                     break
-                if mode == "after_exec":
-                    link["cut"] = True  # Redis's answer to this EXEC never reaches the app
+                if mode == "after":
+                    link["cut"] = True  # Redis's answer to this command never reaches the app
                     upstream.sendall(data + PING)
                     link["ran"].wait(5)  # until Redis has run it (its PONG came back), then the cut
                     break
@@ -96,6 +98,11 @@ class CuttingProxy:
         except OSError:
             pass
         _close(client, upstream)
+
+
+def _sent(command: bytes) -> re.Pattern:
+    """A command as a client sends it: an array whose first element is the command's name."""
+    return re.compile(rb"\*\d+\r\n\$%d\r\n%s\r\n" % (len(command), re.escape(command)))
 
 
 def _close(*socks) -> None:

@@ -97,7 +97,7 @@ def proxied(tmp_path, tcp_redis):
 def test_connection_cut_before_exec_writes_nothing(proxied):
     proxy, app, texter = proxied
     before = snapshot(app)
-    proxy.arm("before_exec", times=100)  # every try of this transaction is cut
+    proxy.arm("before", times=100)  # every try of this transaction is cut
     form = texter.form("yes")
     assert "911" in " ".join(replies_of(texter.post(form).data))
     proxy.arm(None)
@@ -112,7 +112,7 @@ def test_answer_lost_after_exec_is_not_applied_twice(proxied):
     """Redis ran the transaction, the answer was lost: the app must not run it a second time."""
     proxy, app, texter = proxied
     before = snapshot(app)
-    proxy.arm("after_exec", times=1)
+    proxy.arm("after", times=1)
     form = texter.form("yes")
     first = texter.post(form)
     assert first.status_code == 200 and replies_of(first.data)
