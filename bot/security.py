@@ -65,6 +65,9 @@ def embed_origins(value: str) -> tuple[str, ...]:
     return tuple(origins)
 
 
+NO_STORE = ("Cache-Control", "no-store")  # a shared or watched computer must not keep a conversation in its cache
+
+
 class SecurityHeaders:
     """Every response: a strict CSP, no sniffing, no referrer; HSTS behind https; no caching of pages.
 
@@ -88,7 +91,7 @@ class SecurityHeaders:
 
     def apply(self, response, blueprint: str | None):
         headers = response.headers
-        ours = self.framable if blueprint in EMBEDDABLE else self.plain
+        ours = self._ours(blueprint)
         present = {name.lower() for name in headers.keys()}
         if present.isdisjoint(self._names):
             headers.extend(ours)
@@ -96,9 +99,16 @@ class SecurityHeaders:
             for name, value in ours:  # a view's own value is replaced, never doubled
                 headers[name] = value
         if "cache-control" not in present:
-            # A shared or watched computer must not keep a conversation in its cache.
-            headers.add("Cache-Control", "no-store")
+            headers.add(*NO_STORE)
         return response
+
+    def of(self, blueprint: str | None) -> list[tuple[str, str]]:
+        """Every header apply() adds to an answer of `blueprint`'s that brings none of its own
+        (for bot.sms.FastLane, which answers without a Flask response)."""
+        return [*self._ours(blueprint), NO_STORE]
+
+    def _ours(self, blueprint: str | None) -> list[tuple[str, str]]:
+        return self.framable if blueprint in EMBEDDABLE else self.plain
 
 
 def redact(text: str) -> str:

@@ -100,10 +100,15 @@ def twilio_signed(view):
 @bp.post("/sms")
 @twilio_signed
 def inbound():
-    form = request.form
-    if not form.get("From") or not (form.get("MessageSid") or form.get("SmsSid")):
+    if not answerable(request.form.get):
         abort(400, "From and MessageSid are required")
-    return Response(answer(current_app._get_current_object(), form.get), mimetype="text/xml")
+    return Response(answer(current_app._get_current_object(), request.form.get), mimetype="text/xml")
+
+
+def answerable(field) -> bool:
+    """Does the form carry what an answer needs: a sender and the message's id (MessageSid, or the
+    older SmsSid)? `field(name, default)` reads it, as for answer()."""
+    return bool(field("From") and (field("MessageSid") or field("SmsSid")))
 
 
 def answer(app: Flask, field) -> str:
@@ -141,6 +146,11 @@ def answer(app: Flask, field) -> str:
     return twiml(replies)
 
 
+def _reader(form: dict[str, list[str]]):
+    """`field(name, default)` over a parsed form: a name's first value, as werkzeug's MultiDict.get."""
+    return lambda name, default=None: form[name][0] if name in form else default
+
+
 @lru_cache(maxsize=64)
 def _host_accepted(scheme: str, host: str | None, server_name: str | None, server_port: str | None,
                    trusted_hosts: tuple[str, ...] | None) -> bool:
@@ -173,7 +183,7 @@ class FastLane:
         self.trusted_hosts = tuple(trusted) if trusted is not None else None
         self.max_length = cfg.get("MAX_CONTENT_LENGTH")
         self.stats = app.extensions["stats"]
-        self.headers = app.extensions["security_headers"].plain + [("Cache-Control", "no-store")]
+        self.headers = app.extensions["security_headers"].of(bp.name)
 
     def __call__(self, environ, start_response):
         if (environ.get("PATH_INFO") != "/sms" or environ.get("REQUEST_METHOD") != "POST"
@@ -185,7 +195,7 @@ class FastLane:
             return self.flask(environ, start_response)
         with self.app.app_context():
             g.request_id = request_id = logs.request_id(environ.get("HTTP_X_REQUEST_ID", ""))
-            body = answer(self.app, lambda name, default=None: form[name][0] if name in form else default).encode()
+            body = answer(self.app, _reader(form)).encode()
             took = time.perf_counter() - started
             self.stats.observe_latency(ENDPOINT, took)
             logs.log_answer("POST", "/sms", 200, took)
@@ -221,7 +231,7 @@ class FastLane:
         form: dict[str, list[str]] = {}
         for name, value in pairs:
             form.setdefault(name, []).append(value)
-        if not (form.get("From", [""])[0] and (form.get("MessageSid", [""])[0] or form.get("SmsSid", [""])[0])):
+        if not answerable(_reader(form)):
             return None
         if not signature_valid(self.token, environ["HTTP_X_TWILIO_SIGNATURE"], url, form):
             return None
