@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import math
 import threading
 import time
 from bisect import bisect_left
@@ -153,12 +154,12 @@ class Stats:
         self._add(client_or_pipe, Counter({field: n}), self.day(self.clock()), Counter({field: n}))
 
     def observe_latency(self, endpoint: str, seconds: float) -> None:
-        # Every webhook comes here: its bucket found by bisection and its keys written once per endpoint
-        # (issue 17), the same keys as bucket() names.
+        # Every webhook comes here: its keys are written once per endpoint (issue 17), one per bucket()
+        # of each bound and past the last, so that bisect_left's index picks the one bucket() names.
         keys = self._latency_keys.get(endpoint)
         if keys is None:
             keys = self._latency_keys[endpoint] = (
-                *(f"latency|{endpoint}|{label}" for label in (*(f"{b:g}" for b in LATENCY_BUCKETS), "+Inf")),
+                *(f"latency|{endpoint}|{bucket(b, LATENCY_BUCKETS)}" for b in (*LATENCY_BUCKETS, math.inf)),
                 f"latency_count|{endpoint}", f"latency_ms|{endpoint}")
         with self._lock:
             pending = self._pending
